@@ -1,0 +1,33 @@
+# Every target creates the virtualenv it needs; nothing else must be installed beforehand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench openapi lint migrate install clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/xueshi run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	$(BIN)/xueshi db upgrade
+
+openapi: $(STAMP)
+	$(BIN)/xueshi openapi
+
+lint: $(STAMP)
+	$(BIN)/ruff check services tests
+
+clean-data:
+	rm -rf .data

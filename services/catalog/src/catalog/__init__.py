@@ -1,0 +1,1 @@
+"""Catalog service: plans and topics, authorities and fields, training bases, courses."""

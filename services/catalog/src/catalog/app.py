@@ -1,0 +1,20 @@
+"""The catalog service (default port 8001); also hosts platform administration (staff, audit)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from xueshi_shared.app import build_service_app
+from xueshi_shared.iam.api import router as platform_router
+from xueshi_shared.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_service_app(
+        name="catalog",
+        title="Xueshi catalog",
+        description="Plans and topics, authorities and fields, training bases and courses; staff and audit trail.",
+        settings=settings or Settings(),
+        schemas=("iam", "catalog"),
+        routers=[platform_router],
+    )

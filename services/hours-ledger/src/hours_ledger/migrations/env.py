@@ -1,0 +1,4 @@
+from hours_ledger.models import SCHEMA, Base
+from xueshi_shared.migrations import run_env
+
+run_env(SCHEMA, Base.metadata)

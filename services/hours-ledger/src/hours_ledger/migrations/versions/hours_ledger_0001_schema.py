@@ -1,0 +1,21 @@
+"""the hours_ledger schema
+
+Revision ID: hours_ledger_0001
+Revises:
+"""
+
+from alembic import op
+
+revision = "hours_ledger_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # env.py creates the schema before the version table; this revision marks the history's start.
+    op.execute('CREATE SCHEMA IF NOT EXISTS "hours_ledger"')
+
+
+def downgrade() -> None:
+    op.execute('DROP SCHEMA IF EXISTS "hours_ledger" CASCADE')

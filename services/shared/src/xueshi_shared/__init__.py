@@ -1,0 +1,1 @@
+"""Library shared by the three Xueshi services: settings, database, errors, auth, observability."""

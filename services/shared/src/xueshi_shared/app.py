@@ -1,0 +1,147 @@
+"""What every service has in common: lifespan, middleware, error handling, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .database import create_engine, resolve_database_url
+from .migrations import current_heads, expected_heads
+from .observability import ObservabilityMiddleware, configure_logging, new_metrics
+from .problems import PROBLEM_JSON, install_problem_handlers, problem_response
+from .schemas import ProblemDocument
+from .settings import Settings
+
+__all__ = ["build_service_app"]
+
+_JSON_TYPES = ("application/json", "application/problem+json", "application/ld+json")
+
+
+class JsonBodiesOnly:
+    """Refuse a body in any other media type than JSON with 415, before it is read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length", b"0")
+            has_body = length != b"0" or b"transfer-encoding" in headers
+            media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+            if has_body and media not in _JSON_TYPES:
+                response = problem_response(
+                    415, "unsupported-media-type", "request bodies must be JSON (Content-Type: application/json)"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _ops_router(schemas: Sequence[str]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is up")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="The database answers and every schema this service needs is at its migration head",
+        responses={503: {"model": ProblemDocument, "content": {PROBLEM_JSON: {}}}},
+    )
+    async def readyz(request: Request) -> Response | dict:
+        state = request.app.state
+        try:
+            async with asyncio.timeout(state.settings.readiness_timeout_seconds):
+                async with state.engine.connect() as conn:
+                    behind = [s for s in schemas if await current_heads(conn, s) != state.expected_heads[s]]
+        except Exception:  # any failure to reach the database means: not ready
+            return problem_response(503, "service-unavailable", "the database is unreachable")
+        if behind:
+            return problem_response(
+                503, "service-unavailable", f"migrations are not at head for: {', '.join(behind)}"
+            )
+        return {"status": "ready", "schemas": list(schemas)}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _problem_openapi(app: FastAPI):
+    """OpenAPI that describes every error as problem+json instead of FastAPI's default shape."""
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components["ProblemDocument"] = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+        for defs_name, defs in components["ProblemDocument"].pop("$defs", {}).items():
+            components[defs_name] = defs
+        ref = {"$ref": "#/components/schemas/ProblemDocument"}
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                responses = op.setdefault("responses", {})
+                for code, resp in list(responses.items()):
+                    if code.startswith(("4", "5")):
+                        resp["content"] = {PROBLEM_JSON: {"schema": ref}}
+                if "422" in responses:
+                    responses["422"]["description"] = "Invalid input (names the field and the rule)"
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
+def build_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: Settings,
+    schemas: Sequence[str],
+    routers: Sequence[APIRouter],
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A service app; `schemas` are the migration histories it needs at head to be ready."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url, embedded = await resolve_database_url(settings)
+        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        app.state.engine = engine
+        app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        app.state.embedded = embedded  # keeps an embedded server alive while the app runs
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    configure_logging(settings.log_level)
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service_name = name
+    app.state.metrics = new_metrics(name)
+    app.state.expected_heads = {s: expected_heads(s) for s in schemas}
+    install_problem_handlers(app)
+    app.include_router(_ops_router(schemas))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(JsonBodiesOnly)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
+    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
+    return app

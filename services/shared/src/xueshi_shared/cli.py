@@ -1,0 +1,282 @@
+"""The `xueshi` command: run the system, migrate, manage staff, write the OpenAPI documents.
+
+This module is the composition root: it alone knows all three services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .database import create_engine, resolve_database_url
+from .settings import Settings, project_dir
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Xueshi: continuing-education hours registry.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema and reference data.")
+staff_app = typer.Typer(no_args_is_help=True, help="Staff accounts and their bearer tokens.")
+app.add_typer(db_app, name="db")
+app.add_typer(staff_app, name="staff")
+
+# Human messages go to stderr so that stdout carries only what a script asks for (e.g. a token).
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _database(settings: Settings) -> tuple[str, object | None]:
+    """The database URL, starting or joining the embedded server unless DATABASE_URL is set."""
+    return asyncio.run(resolve_database_url(settings))
+
+
+async def _with_transaction(url: str, fn):
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            return await fn(session)
+    finally:
+        await engine.dispose()
+
+
+def upgrade_database(url: str) -> None:
+    from .migrations import upgrade_all
+
+    upgrade_all(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every schema's migrations (idempotent)."""
+    settings = _settings()
+    url, _server = _database(settings)
+    upgrade_database(url)
+    err.print("[green]database at head[/green]")
+
+
+@staff_app.command("add")
+def staff_add(
+    name: Annotated[str, typer.Option(help="The person's name.")],
+    role: Annotated[str, typer.Option(help="province_admin, city_admin, authority_reviewer or auditor.")],
+    region: Annotated[str | None, typer.Option(help="Region code, for a city_admin.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Authority code, for an authority_reviewer.")] = None,
+) -> None:
+    """Create a staff account; prints its bearer token on stdout and nothing else."""
+    from .iam.api import StaffIn
+    from .iam.service import create_staff
+    from .problems import Problem
+
+    try:
+        body = StaffIn(name=name, role=role, region=region, authority=authority)  # type: ignore[arg-type]
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    settings = _settings()
+    url, _server = _database(settings)
+
+    async def add(session):
+        return await create_staff(session, name=body.name, role=body.role, region=body.region, authority=body.authority)
+
+    try:
+        staff_id, token = asyncio.run(_with_transaction(url, add))
+    except Problem as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    err.print(f"staff id {staff_id}")
+    typer.echo(token)
+
+
+@staff_app.command("revoke")
+def staff_revoke(
+    staff_id: Annotated[str, typer.Argument(help="The staff id (see `xueshi staff list`).")],
+    reason: Annotated[str, typer.Option(help="Why the account is revoked.")] = "revoked from the command line",
+) -> None:
+    """Disable a staff account and revoke every token it holds."""
+    from .iam.service import revoke_staff
+    from .problems import Problem
+
+    try:
+        sid = uuid.UUID(staff_id)
+    except ValueError:
+        err.print("[red]not a staff id (a UUID)[/red]")
+        raise typer.Exit(2) from None
+    settings = _settings()
+    url, _server = _database(settings)
+    try:
+        count = asyncio.run(_with_transaction(url, lambda s: revoke_staff(s, sid, reason)))
+    except Problem as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    err.print(f"revoked {count} token(s) of {sid}")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """List staff accounts."""
+    from rich.table import Table
+
+    from .iam.service import list_staff
+
+    settings = _settings()
+    url, _server = _database(settings)
+    rows = asyncio.run(_with_transaction(url, list_staff))
+    table = Table("id", "name", "role", "region", "authority", "disabled")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["role"], r["region"] or "", r["authority"] or "",
+                      str(r["disabled_at"] or ""))
+    Console().print(table)
+
+
+@app.command("openapi")
+def openapi_cmd(
+    out: Annotated[Path, typer.Option(help="Directory to write into.")] = Path("openapi"),
+) -> None:
+    """Write openapi/<service>.json for the three services, generated from the code."""
+    from .openapi import render_all
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        (out / f"{name}.json").write_text(text, encoding="utf-8")
+        err.print(f"wrote {out / f'{name}.json'}")
+
+
+@app.command("serve")
+def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or verification")]) -> None:
+    """Run one service in the foreground (what `xueshi run` and the deploy process files call)."""
+    import uvicorn
+
+    from .services import SERVICES
+
+    if name not in SERVICES:
+        err.print(f"[red]unknown service {name!r}; one of {', '.join(SERVICES)}[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    spec = SERVICES[name]
+    uvicorn.run(
+        spec.create_app(settings),
+        host=settings.host,
+        port=spec.port(settings),
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+def bootstrap_admin(url: str, token_file: Path) -> bool:
+    """On the first start (no staff at all), create an administrator and write its token to a file."""
+    from .iam.service import create_staff, staff_exists
+
+    async def ensure(session):
+        if await staff_exists(session):
+            return None
+        return await create_staff(session, name="bootstrap administrator", role="province_admin")
+
+    created = asyncio.run(_with_transaction(url, ensure))
+    if created is None:
+        return False
+    _write_secret(token_file, created[1])
+    return True
+
+
+def _wait_ready(urls: dict[str, str], procs: list[subprocess.Popen], timeout: float = 60.0) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    pending = dict(urls)
+    while pending and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        for name, base in list(pending.items()):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.3)
+    return not pending
+
+
+@app.command("run")
+def run() -> None:
+    """Start the whole system: database (embedded unless DATABASE_URL), migrations, three services."""
+    from .services import SERVICES
+
+    settings = _settings()
+    err.print("starting the database…" if not settings.effective_database_url() else "using DATABASE_URL")
+    url, _server = _database(settings)  # _server keeps an embedded PostgreSQL alive until we exit
+    upgrade_database(url)
+    token_file = settings.data_dir / "admin-token"
+    if bootstrap_admin(url, token_file):
+        err.print(f"[bold]bootstrap administrator created; its bearer token is in {token_file} (mode 600)[/bold]")
+
+    env = dict(os.environ, XUESHI_DATABASE_URL=url, XUESHI_PROJECT_DIR=str(project_dir()))
+    procs: list[subprocess.Popen] = []
+    urls = {}
+    for name, spec in SERVICES.items():
+        procs.append(subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", name], env=env))
+        urls[name] = f"http://{settings.host}:{spec.port(settings)}"
+
+    stopping = False
+
+    def stop(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if _wait_ready(urls, procs):
+            for name, base in urls.items():
+                err.print(f"[green]{name:<13}[/green] {base}   (docs: {base}/docs)")
+            err.print("all services ready; Ctrl-C stops everything")
+        elif not stopping:
+            err.print("[red]a service did not become ready; stopping[/red]")
+            stopping = True
+        while not stopping:
+            if any(p.poll() is not None for p in procs):
+                err.print("[red]a service exited; stopping the others[/red]")
+                break
+            time.sleep(0.3)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        err.print("stopped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

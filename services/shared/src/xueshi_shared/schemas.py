@@ -1,0 +1,38 @@
+"""Base classes of every request and response model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FieldErrorDoc", "ProblemDocument", "StrictModel"]
+
+
+class StrictModel(BaseModel):
+    """Request bodies: an unknown field is an error, not something silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class FieldErrorDoc(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `operations_lead.phone`.")
+    rule: str = Field(description="The rule it breaks (stable slug).")
+    detail: str
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, as every error is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`/problems/<rule>`: stable per rule.", examples=["/problems/validation"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = Field(default=None, description="The first offending field, when one is to blame.")
+    errors: list[FieldErrorDoc] | None = None
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)

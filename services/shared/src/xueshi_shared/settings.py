@@ -1,0 +1,45 @@
+"""Settings, read once by whoever builds an app or runs a command (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "project_dir"]
+
+
+def project_dir() -> Path:
+    """The directory `make run` and every `xueshi` command work from (holds `.data/`)."""
+    return Path(os.environ.get("XUESHI_PROJECT_DIR", os.getcwd())).resolve()
+
+
+class Settings(BaseSettings):
+    """Environment variables with the prefix `XUESHI_` (e.g. `XUESHI_CATALOG_PORT=9001`)."""
+
+    model_config = SettingsConfigDict(env_prefix="XUESHI_", extra="ignore")
+
+    # Where the database is. Empty means: the embedded PostgreSQL under `data_dir`.
+    # The plain `DATABASE_URL` variable is honoured too (see `resolve_database_url`).
+    database_url: str = ""
+    data_dir: Path = Field(default_factory=lambda: project_dir() / ".data")
+
+    host: str = "127.0.0.1"
+    catalog_port: int = 8001
+    ledger_port: int = 8002
+    verification_port: int = 8003
+    # The address the public reaches the services under (printed in URLs, QR codes, did:web).
+    public_base_url: str = ""
+
+    log_level: str = "INFO"
+    # Bodies above this size are refused with 413 before they are parsed.
+    max_body_bytes: int = 8 * 1024 * 1024
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # How long /readyz waits for the database before answering 503.
+    readiness_timeout_seconds: float = 2.0
+
+    def effective_database_url(self) -> str:
+        return self.database_url or os.environ.get("DATABASE_URL", "")

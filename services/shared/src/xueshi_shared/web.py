@@ -1,0 +1,99 @@
+"""Request-scoped dependencies: one transaction per request, the caller's identity, the audit trail.
+
+The transaction is committed by the framework after the route returns and before the response is
+sent (`scope="function"`), so a 2xx always means the write is durable; services never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .iam.principal import Principal
+from .iam.service import authenticate_token, record_audit
+from .pii import mask_id_number
+from .problems import Problem, Unauthenticated
+
+__all__ = ["CurrentPrincipal", "DbSession", "current_principal", "db_session"]
+
+# Path parameters holding personal data are masked before they reach the audit trail.
+_PII_PARAMS = {"id_number"}
+
+
+def _action(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def _target(request: Request) -> dict:
+    return {k: (mask_id_number(v) if k in _PII_PARAMS else v) for k, v in request.path_params.items()}
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _audit(request: Request, session: AsyncSession, principal: Principal | None, outcome: str, status: int | None):
+    await record_audit(
+        session,
+        service=request.app.state.service_name,
+        action=_action(request),
+        outcome=outcome,
+        status=status,
+        principal=principal,
+        target=_target(request),
+        client_address=_client(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+async def _audit_in_own_transaction(request: Request, principal: Principal | None, outcome: str, status: int | None):
+    async with request.app.state.sessions() as session, session.begin():
+        await _audit(request, session, principal, outcome, status)
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction; staff requests are audited inside it (or, when refused, beside it)."""
+    async with request.app.state.sessions() as session:
+        await session.begin()
+        try:
+            yield session
+        except BaseException as exc:
+            await session.rollback()
+            principal = getattr(request.state, "principal", None)
+            if principal is not None and principal.is_staff:
+                status = exc.status if isinstance(exc, Problem) else getattr(exc, "status_code", 500)
+                await _audit_in_own_transaction(request, principal, "refused", status)
+            raise
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and principal.is_staff:
+            await _audit(request, session, principal, "succeeded", None)
+        await session.commit()
+
+
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+async def current_principal(request: Request, session: DbSession) -> Principal:
+    """The principal behind `Authorization: Bearer <token>`; 401 (and an audit event) otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if not header:
+        reason = "missing bearer token"
+    elif scheme.lower() != "bearer" or not token:
+        reason = "the Authorization header must be 'Bearer <token>'"
+    else:
+        principal = await authenticate_token(session, token)
+        if principal is not None:
+            request.state.principal = principal
+            return principal
+        reason = "unknown or revoked token"
+    await _audit_in_own_transaction(request, None, f"authentication-failed: {reason}", 401)
+    raise Unauthenticated(reason)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal, scope="function")]

@@ -1,0 +1,1 @@
+"""Verification service: stamps, stamped electronic study proofs, verification."""

@@ -1,0 +1,4 @@
+from verification.models import SCHEMA, Base
+from xueshi_shared.migrations import run_env
+
+run_env(SCHEMA, Base.metadata)
