@@ -15,10 +15,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .database import create_engine, resolve_database_url
 from .migrations import current_heads, expected_heads
-from .observability import ObservabilityMiddleware, configure_logging, new_metrics
+from .observability import ObservabilityMiddleware, new_metrics
 from .problems import PROBLEM_JSON, install_problem_handlers, problem_response
-from .schemas import ProblemDocument
+from .schemas import PrincipalOut, ProblemDocument
 from .settings import Settings
+from .web import CurrentPrincipal
 
 __all__ = ["build_service_app"]
 
@@ -55,6 +56,7 @@ def _ops_router(schemas: Sequence[str]) -> APIRouter:
 
     @router.get(
         "/readyz",
+        response_model=None,
         summary="The database answers and every schema this service needs is at its migration head",
         responses={503: {"model": ProblemDocument, "content": {PROBLEM_JSON: {}}}},
     )
@@ -71,6 +73,10 @@ def _ops_router(schemas: Sequence[str]) -> APIRouter:
                 503, "service-unavailable", f"migrations are not at head for: {', '.join(behind)}"
             )
         return {"status": "ready", "schemas": list(schemas)}
+
+    @router.get("/v1/me", response_model=PrincipalOut, tags=["platform"], summary="Who the bearer token belongs to")
+    async def me(principal: CurrentPrincipal) -> PrincipalOut:
+        return PrincipalOut.model_validate(principal, from_attributes=True)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:
@@ -131,7 +137,6 @@ def build_service_app(
         finally:
             await engine.dispose()
 
-    configure_logging(settings.log_level)
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.settings = settings
     app.state.service_name = name

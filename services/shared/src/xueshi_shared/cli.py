@@ -163,7 +163,10 @@ def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or ver
     if name not in SERVICES:
         err.print(f"[red]unknown service {name!r}; one of {', '.join(SERVICES)}[/red]")
         raise typer.Exit(2)
+    from .observability import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level)
     spec = SERVICES[name]
     uvicorn.run(
         spec.create_app(settings),

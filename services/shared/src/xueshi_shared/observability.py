@@ -93,32 +93,37 @@ class ObservabilityMiddleware:
             return
 
         received = 0
+        too_large = False
+        refusal = problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    # The framework turns a failing body read into its own 400; remember why, so the
+                    # answer sent is our 413 whatever the app makes of it.
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
+            if too_large:
+                if message["type"] == "http.response.start" and not status_holder["sent"]:
+                    await self._send_local(refusal, scope, receive, send, request_id, status_holder)
+                return
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 status_holder["sent"] = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not status_holder["sent"]:
-                response = problem_response(
-                    413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes"
-                )
-                await self._send_local(response, scope, receive, send, request_id, status_holder)
+                await self._send_local(refusal, scope, receive, send, request_id, status_holder)
         finally:
             self._observe(scope, status_holder["status"], started, request_id)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FieldErrorDoc", "ProblemDocument", "StrictModel"]
+__all__ = ["FieldErrorDoc", "PrincipalOut", "ProblemDocument", "StrictModel"]
 
 
 class StrictModel(BaseModel):
@@ -36,3 +37,13 @@ class ProblemDocument(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
+
+
+class PrincipalOut(BaseModel):
+    id: uuid.UUID
+    kind: str = Field(description="`staff` or `base`.")
+    name: str
+    role: str | None = None
+    region: str | None = None
+    authority: str | None = None
+    base_id: uuid.UUID | None = None

@@ -1,0 +1,60 @@
+"""Fixtures shared by every test: one scratch database per run, migrated once, cleaned per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tests.support.db import create_scratch_database, drop_database, server_admin_url
+from xueshi_shared.database import create_engine
+from xueshi_shared.migrations import upgrade_all
+from xueshi_shared.settings import Settings
+
+# Tables a test may fill and the next test must not see. Reference data and the audit trail (which
+# the database itself refuses to truncate) stay.
+MUTABLE_TABLES = ["iam.tokens", "iam.principals"]
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    admin_url, _server = server_admin_url()
+    url = await create_scratch_database(admin_url)
+    try:
+        await asyncio.to_thread(upgrade_all, url)
+        yield url
+    finally:
+        if not os.environ.get("XUESHI_KEEP_TEST_DB"):
+            await drop_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=5, max_overflow=5)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "engine" in request.fixturenames:
+        eng: AsyncEngine = request.getfixturevalue("engine")
+        async with eng.begin() as conn:
+            await conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose work is committed at the end of the test (so apps under test see it)."""
+    async with AsyncSession(engine, expire_on_commit=False) as s, s.begin():
+        yield s
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", db_pool_size=5, db_max_overflow=5)

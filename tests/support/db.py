@@ -1,0 +1,46 @@
+"""Test databases: a scratch database on the embedded server or on TEST_DATABASE_URL's server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def server_admin_url() -> tuple[str, object | None]:
+    """A URL to an administrative database on the test server, and the embedded handle if any."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return asyncpg_url(configured), None
+    server = embedded_server(ROOT / ".data" / "test")
+    return asyncpg_url(server.get_uri("postgres")), server
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def create_scratch_database(admin_url: str) -> str:
+    name = f"xueshi_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(admin_url, name)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
