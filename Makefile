@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/xueshi run
 
 test: $(STAMP)
+	$(BIN)/ruff check services tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: $(STAMP)

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from tests.support.db import create_scratch_database, drop_database, server_admin_url
 from xueshi_shared.database import create_engine
 from xueshi_shared.migrations import upgrade_all
 from xueshi_shared.settings import Settings
+
+from tests.support.db import create_scratch_database, drop_database, server_admin_url
 
 # Tables a test may fill and the next test must not see. Reference data and the audit trail (which
 # the database itself refuses to truncate) stay.

@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-
 from catalog.app import create_app as create_catalog
 from hours_ledger.app import create_app as create_ledger
+from verification.app import create_app as create_verification
+
 from tests.support.factories import Actor, make_staff
 from tests.support.http import running
-from verification.app import create_app as create_verification
 
 
 @pytest.fixture

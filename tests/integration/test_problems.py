@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 from fastapi import APIRouter
-
-from tests.support.http import assert_problem, running
 from xueshi_shared.app import build_service_app
 from xueshi_shared.problems import Conflict
+
+from tests.support.http import assert_problem, running
 
 
 async def test_an_unknown_path_is_a_404_problem(catalog):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-
 from xueshi_shared.migrations import HISTORIES
 from xueshi_shared.openapi import render_all
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
-
 from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from xueshi_shared.iam import service as iam
 
 

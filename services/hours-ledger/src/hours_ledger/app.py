@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-
 from xueshi_shared.app import build_service_app
 from xueshi_shared.settings import Settings
 

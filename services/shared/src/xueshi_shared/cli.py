@@ -6,7 +6,6 @@ This module is the composition root: it alone knows all three services.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess

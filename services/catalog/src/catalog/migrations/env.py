@@ -1,4 +1,5 @@
-from catalog.models import SCHEMA, Base
 from xueshi_shared.migrations import run_env
+
+from catalog.models import SCHEMA, Base
 
 run_env(SCHEMA, Base.metadata)

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..problems import InvalidInput, NotFound
-from .models import STAFF_ROLES, AuditEvent, Principal as PrincipalRow, Token
+from .models import STAFF_ROLES, AuditEvent, Token
+from .models import Principal as PrincipalRow
 from .principal import Principal
 from .tokens import digest, new_token
 

@@ -1,0 +1,74 @@
+"""The `xueshi` command as an operator uses it: real subprocesses against a real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from xueshi_shared.services import SERVICES
+
+from tests.support.http import running
+
+XUESHI = [sys.executable, "-m", "xueshi_shared.cli"]
+
+
+def xueshi(*args: str, database_url: str, cwd, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")}
+    env["DATABASE_URL"] = database_url
+    proc = subprocess.run([*XUESHI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+async def test_staff_add_prints_only_a_working_token_and_revoke_disables_it(database_url, settings, tmp_path, engine):
+    added = xueshi("staff", "add", "--name", "王芳", "--role", "auditor", database_url=database_url, cwd=tmp_path)
+    lines = added.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xs_"), added.stdout
+    token = lines[0]
+    staff_id = added.stderr.split("staff id", 1)[1].split()[0]
+    uuid.UUID(staff_id)
+
+    app = SERVICES["hours-ledger"].create_app(settings)
+    async with running(app) as client:
+        me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.json()["role"] == "auditor"
+
+        xueshi("staff", "revoke", staff_id, "--reason", "left the bureau", database_url=database_url, cwd=tmp_path)
+        after = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert after.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "李四", "--role", "emperor"], "role"),
+        (["--name", "李四", "--role", "city_admin"], "region"),
+        (["--name", "李四", "--role", "city_admin", "--region", "999999"], "region"),
+        (["--name", "李四", "--role", "authority_reviewer"], "authority"),
+    ],
+)
+def test_staff_add_refuses_bad_input_with_a_message_and_no_token(args, message, database_url, tmp_path, engine):
+    proc = xueshi("staff", "add", *args, database_url=database_url, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert message in proc.stderr.lower()
+
+
+def test_staff_revoke_of_an_unknown_id_fails_cleanly(database_url, tmp_path, engine):
+    proc = xueshi("staff", "revoke", str(uuid.uuid4()), database_url=database_url, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_db_upgrade_is_idempotent(database_url, tmp_path, engine):
+    xueshi("db", "upgrade", database_url=database_url, cwd=tmp_path)
+    xueshi("db", "upgrade", database_url=database_url, cwd=tmp_path)
+
+
+def test_openapi_writes_the_three_documents(tmp_path):
+    proc = subprocess.run([*XUESHI, "openapi", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.json", "hours-ledger.json", "verification.json"]
