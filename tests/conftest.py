@@ -17,7 +17,10 @@ from tests.support.db import create_scratch_database, drop_database, server_admi
 
 # Tables a test may fill and the next test must not see. Reference data and the audit trail (which
 # the database itself refuses to truncate) stay.
-MUTABLE_TABLES = ["iam.tokens", "iam.principals"]
+MUTABLE_TABLES = [
+    "iam.tokens", "iam.principals",
+    "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
+]
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +49,10 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         eng: AsyncEngine = request.getfixturevalue("engine")
         async with eng.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+            # Plans published through the API (reference plans have no creator) go too.
+            await conn.execute(sa.text(
+                "DELETE FROM catalog.topics WHERE year IN (SELECT year FROM catalog.plans WHERE created_by IS NOT NULL)"))
+            await conn.execute(sa.text("DELETE FROM catalog.plans WHERE created_by IS NOT NULL"))
 
 
 @pytest.fixture

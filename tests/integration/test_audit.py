@@ -30,7 +30,7 @@ async def test_a_staff_action_is_recorded_with_who_what_when_and_where(catalog, 
 
 
 async def test_a_refused_staff_action_is_recorded_with_its_status(catalog, engine, auditor):
-    reviewer = await make_staff(engine, "authority_reviewer", authority="edu")
+    reviewer = await make_staff(engine, "authority_reviewer", authority="A06")
     assert_problem(await catalog.post("/v1/staff", json={"name": "x", "role": "auditor"}, headers=reviewer.headers), 403)
     events = await _events(catalog, auditor, actor_id=str(reviewer.id))
     assert [(e["action"], e["outcome"], e["status"]) for e in events] == [("POST /v1/staff", "refused", 403)]

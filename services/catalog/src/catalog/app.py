@@ -7,6 +7,8 @@ from xueshi_shared.app import build_service_app
 from xueshi_shared.iam.api import router as platform_router
 from xueshi_shared.settings import Settings
 
+from .api import router as catalog_router
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return build_service_app(
@@ -15,5 +17,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Plans and topics, authorities and fields, training bases and courses; staff and audit trail.",
         settings=settings or Settings(),
         schemas=("iam", "catalog"),
-        routers=[platform_router],
+        routers=[platform_router, catalog_router],
     )

@@ -1,12 +1,184 @@
-"""Tables of the `catalog` schema (owned by this service alone)."""
+"""Tables of the `catalog` schema (owned by this service alone).
+
+Other services read plans, courses and bases only through the read-only views created in
+migration catalog_0003 (`catalog.published_*`), never these tables.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "catalog"
 
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(schema=SCHEMA)
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _created_at() -> Mapped[dt.datetime]:
+    return mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+
+
+class Plan(Base):
+    """A year's public-subject plan; every number the ledger applies comes from here."""
+
+    __tablename__ = "plans"
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    required_hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    window_start: Mapped[dt.date] = mapped_column(sa.Date)
+    deadline: Mapped[dt.date] = mapped_column(sa.Date)
+    max_hours_per_day: Mapped[int] = mapped_column(sa.SmallInteger)
+    minutes_per_hour: Mapped[int] = mapped_column(sa.SmallInteger)
+    min_exam_questions: Mapped[int] = mapped_column(sa.SmallInteger)
+    source: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = _created_at()
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    __table_args__ = (
+        sa.CheckConstraint("window_start <= deadline", name="window_order"),
+        sa.CheckConstraint("max_hours_per_day * minutes_per_hour <= 1440", name="day_fits"),
+    )
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+    year: Mapped[int] = mapped_column(sa.SmallInteger, sa.ForeignKey("plans.year"), primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.SmallInteger)
+    title: Mapped[str] = mapped_column(sa.Text)
+    hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    examples: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Authority(Base):
+    __tablename__ = "authorities"
+    code: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    directory_row: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    personnel_scope: Mapped[str] = mapped_column(sa.Text)
+    self_managed: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    effective_from: Mapped[dt.date] = mapped_column(sa.Date)
+
+
+class Field(Base):
+    __tablename__ = "fields"
+    code: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    authority: Mapped[str] = mapped_column(sa.String(16), sa.ForeignKey("authorities.code"), index=True)
+    position: Mapped[int] = mapped_column(sa.SmallInteger)
+    name: Mapped[str] = mapped_column(sa.Text)
+
+
+class Delegation(Base):
+    """An authority's field managed by 省人社厅 for a period (annex 2, 委托书)."""
+
+    __tablename__ = "delegations"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    field: Mapped[str] = mapped_column(sa.String(16), sa.ForeignKey("fields.code"), index=True)
+    starts_on: Mapped[dt.date] = mapped_column(sa.Date)
+    ends_on: Mapped[dt.date | None] = mapped_column(sa.Date)  # last day, inclusive; open when null
+    reason: Mapped[str] = mapped_column(sa.Text)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    recorded_at: Mapped[dt.datetime] = _created_at()
+    ended_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    end_reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (sa.CheckConstraint("ends_on IS NULL OR starts_on <= ends_on", name="period_order"),)
+
+
+class TrainingBase(Base):
+    """A training base's access application (接入申请表) and its standing."""
+
+    __tablename__ = "bases"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    unit_name: Mapped[str] = mapped_column(sa.Text)
+    uscc: Mapped[str] = mapped_column(sa.String(18))
+    legal_representative: Mapped[str] = mapped_column(sa.Text)
+    platform_name: Mapped[str] = mapped_column(sa.Text)
+    icp_filing: Mapped[str] = mapped_column(sa.Text)
+    platform_url: Mapped[str] = mapped_column(sa.Text)
+    level: Mapped[str] = mapped_column(sa.String(16))
+    region: Mapped[str] = mapped_column(sa.String(6))
+    category: Mapped[str] = mapped_column(sa.String(16))
+    scope_region: Mapped[str] = mapped_column(sa.String(6))
+    operations_lead: Mapped[dict] = mapped_column(JSONB)
+    courseware_lead: Mapped[dict] = mapped_column(JSONB)
+    mlps_filing: Mapped[str] = mapped_column(sa.Text)
+    # pending: no decision yet; approved: at least one field (or the public category) approved;
+    # rejected: every decision was a rejection.
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="pending")
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    suspension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    registered_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[dt.datetime] = _created_at()
+    __table_args__ = (
+        sa.CheckConstraint("category IN ('public', 'professional')", name="category"),
+        sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        # One live application per unit and subject category (the form: 如两种类型都有，需分两张表填报).
+        sa.Index("bases_one_per_unit_category", "uscc", "category", unique=True,
+                 postgresql_where=sa.text("status <> 'rejected'")),
+    )
+
+
+class BaseDecision(Base):
+    """A decision on a base: the public category as a whole (`field` null) or one professional field."""
+
+    __tablename__ = "base_decisions"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("bases.id"), primary_key=True)
+    # '' stands for the public category, so the pair stays a primary key.
+    field: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    decision: Mapped[str | None] = mapped_column(sa.String(16))  # null until decided
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (sa.CheckConstraint("decision IS NULL OR decision IN ('approved', 'rejected')", name="decision"),)
+
+
+class Course(Base):
+    __tablename__ = "courses"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("bases.id"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(64))
+    title: Mapped[str] = mapped_column(sa.Text)
+    year: Mapped[int] = mapped_column(sa.SmallInteger, sa.ForeignKey("plans.year"))
+    category: Mapped[str] = mapped_column(sa.String(16))
+    topic: Mapped[str | None] = mapped_column(sa.String(8))
+    field: Mapped[str | None] = mapped_column(sa.String(16), sa.ForeignKey("fields.code"))
+    hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    exam_questions: Mapped[int] = mapped_column(sa.SmallInteger)
+    # pending_review -> approved | rejected; approved -> withdrawn
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="pending_review")
+    submitted_at: Mapped[dt.datetime] = _created_at()
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    withdrawal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (
+        sa.UniqueConstraint("base_id", "code", name="courses_code_per_base"),
+        sa.ForeignKeyConstraint(["year", "topic"], ["topics.year", "topics.code"], name="courses_topic"),
+        sa.CheckConstraint("(category = 'public') = (topic IS NOT NULL AND field IS NULL)", name="topic_or_field"),
+        sa.CheckConstraint("hours >= 1", name="hours_positive"),
+        sa.CheckConstraint(
+            "status IN ('pending_review', 'approved', 'rejected', 'withdrawn')", name="status"),
+    )
+
+
+class CourseReview(Base):
+    """Expert review (专家评审): who reviewed, the three checks, the decision."""
+
+    __tablename__ = "course_reviews"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    course_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("courses.id"), index=True)
+    decision: Mapped[str] = mapped_column(sa.String(16))
+    reviewers: Mapped[list] = mapped_column(JSONB)
+    wording: Mapped[bool] = mapped_column(sa.Boolean)
+    policy: Mapped[bool] = mapped_column(sa.Boolean)
+    ideology: Mapped[bool] = mapped_column(sa.Boolean)
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    recorded_at: Mapped[dt.datetime] = _created_at()

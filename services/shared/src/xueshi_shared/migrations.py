@@ -7,6 +7,7 @@ head. Every service's `migrations/env.py` is the two lines that call `run_env`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from .database import asyncpg_url
 
-__all__ = ["HISTORIES", "History", "alembic_config", "expected_heads", "run_env", "upgrade_all"]
+__all__ = ["HISTORIES", "History", "alembic_config", "expected_heads", "load_reference_data", "run_env", "upgrade_all"]
 
 # A fixed key for pg_advisory_lock so that two `xueshi db upgrade` never interleave.
 _MIGRATION_LOCK = 7_320_626
@@ -29,6 +30,8 @@ _MIGRATION_LOCK = 7_320_626
 class History:
     schema: str
     package: str  # the package that holds `migrations/`
+    # "module:function" of an `async def load(conn)` run after the upgrade: the schema's reference data.
+    reference_loader: str | None = None
 
     def script_location(self) -> Path:
         return Path(str(importlib.resources.files(self.package) / "migrations"))
@@ -36,7 +39,7 @@ class History:
 
 HISTORIES: tuple[History, ...] = (
     History("iam", "xueshi_shared.iam"),
-    History("catalog", "catalog"),
+    History("catalog", "catalog", reference_loader="catalog.reference:load"),
     History("hours_ledger", "hours_ledger"),
     History("verification", "verification"),
 )
@@ -62,6 +65,21 @@ def upgrade_all(url: str) -> None:
     """Apply every history to head (synchronous; call it in a thread from async code)."""
     for item in HISTORIES:
         command.upgrade(alembic_config(item, url), "head")
+    asyncio.run(load_reference_data(url))
+
+
+async def load_reference_data(url: str) -> None:
+    """Run every history's reference-data loader in one transaction (idempotent upserts)."""
+    engine = create_async_engine(asyncpg_url(url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            for item in HISTORIES:
+                if item.reference_loader:
+                    module, _, function = item.reference_loader.partition(":")
+                    await getattr(importlib.import_module(module), function)(conn)
+    finally:
+        await engine.dispose()
 
 
 async def current_heads(conn: AsyncConnection, schema: str) -> set[str]:

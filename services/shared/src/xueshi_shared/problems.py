@@ -107,6 +107,14 @@ class InvalidInput(Problem):
     rule = "validation"
     title = "Invalid input"
 
+    @classmethod
+    def check(cls, errors: Sequence[FieldError]) -> None:
+        """Raise for a list of rule violations (the first names the type), or return when it is empty."""
+        if errors:
+            first = errors[0]
+            detail = first["detail"] if len(errors) == 1 else f"{first['detail']} (and {len(errors) - 1} more)"
+            raise cls(detail, rule=first["rule"], field=first["field"], errors=errors)
+
 
 class Unauthenticated(Problem):
     status = 401

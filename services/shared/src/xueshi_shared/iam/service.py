@@ -55,6 +55,12 @@ async def create_staff(
 ) -> tuple[uuid.UUID, str]:
     """A new staff member and their first token (the only time it is visible)."""
     _check_staff_fields(role, region, authority)
+    if authority is not None:
+        # The authority directory is the catalog's reference data (loaded by `xueshi db upgrade`).
+        known = await db.scalar(sa.text("SELECT 1 FROM catalog.authorities WHERE code = :c"), {"c": authority})
+        if known is None:
+            raise InvalidInput(f"unknown authority {authority!r} (see GET /v1/authorities)", field="authority",
+                               rule="authority-unknown")
     staff_id = await db.scalar(
         sa.insert(PrincipalRow)
         .values(kind="staff", name=name, role=role, region=region, authority=authority)

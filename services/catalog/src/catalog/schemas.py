@@ -1,0 +1,284 @@
+"""Request and response models of the catalog service: the public contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, field_validator
+from pydantic_core import PydanticCustomError
+from stdnum.cn import uscc as stdnum_uscc
+from stdnum.exceptions import ValidationError as StdnumError
+from xueshi_shared.schemas import StrictModel
+
+Category = Literal["public", "professional"]
+Level = Literal["national", "provincial", "municipal", "county"]
+Mode = Literal["online", "offline", "mixed", "live"]
+Year = Annotated[int, Field(ge=2000, le=2100)]
+FieldCode = Annotated[str, Field(min_length=1, max_length=16)]
+RegionCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="GB/T 2260 code, e.g. 350100")]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _uscc(value: str) -> str:
+    try:
+        return stdnum_uscc.validate(value)
+    except StdnumError as exc:
+        raise PydanticCustomError(
+            "uscc-check-digit", "not a valid unified social credit code (统一社会信用代码): {reason}",
+            {"reason": str(exc)}) from None
+
+
+Uscc = Annotated[str, Field(min_length=18, max_length=18), AfterValidator(_uscc)]
+
+
+# ---- plans -------------------------------------------------------------------------------------
+
+class TopicIn(StrictModel):
+    code: Annotated[str, Field(min_length=1, max_length=8)]
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    hours: Annotated[int, Field(ge=1, le=200)]
+    examples: Annotated[str | None, Field(max_length=500)] = None
+
+
+class TopicOut(BaseModel):
+    code: str
+    title: str
+    hours: int
+    examples: str | None = None
+
+
+class PlanIn(StrictModel):
+    year: Year
+    required_hours: Annotated[int, Field(ge=1, le=500)]
+    window_start: dt.date
+    deadline: dt.date
+    max_hours_per_day: Annotated[int, Field(ge=1, le=24)]
+    minutes_per_hour: Annotated[int, Field(ge=1, le=120)]
+    min_exam_questions: Annotated[int, Field(ge=1, le=1000)]
+    topics: Annotated[list[TopicIn], Field(min_length=1, max_length=50)]
+    source: Annotated[str | None, Field(max_length=500)] = None
+
+
+class PlanOut(BaseModel):
+    year: int
+    required_hours: int
+    window_start: dt.date
+    deadline: dt.date = Field(description="Last day of the training window, inclusive (Asia/Shanghai).")
+    max_hours_per_day: int
+    minutes_per_hour: int
+    min_exam_questions: int
+    timezone: str = "Asia/Shanghai"
+    source: str | None = None
+    topics: list[TopicOut]
+
+
+# ---- authorities, fields, delegations, regions --------------------------------------------------
+
+class FieldRef(BaseModel):
+    code: str
+    name: str
+
+
+class AuthorityOut(BaseModel):
+    code: str
+    name: str
+    directory_row: int | None = Field(description="Row of the directory (闽人社办〔2023〕222号 annex 1); null for accounting.")
+    personnel_scope: str
+    self_managed: bool
+    effective_from: dt.date
+    fields: list[FieldRef]
+
+
+class FieldOut(BaseModel):
+    code: str
+    name: str
+    authority: str = Field(description="The authority that owns the field.")
+    stamped_by: str = Field(description="The authority that approves and stamps it today, delegation applied.")
+
+
+class DelegationIn(StrictModel):
+    field: FieldCode
+    starts_on: dt.date
+    ends_on: dt.date | None = Field(default=None, description="Last day, inclusive; omit for until further notice.")
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class DelegationEndIn(StrictModel):
+    ends_on: dt.date = Field(description="The delegation's last day (inclusive).")
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class DelegationOut(BaseModel):
+    id: uuid.UUID
+    field: str
+    authority: str
+    delegated_to: str
+    starts_on: dt.date
+    ends_on: dt.date | None
+    reason: str
+    end_reason: str | None
+    active_today: bool
+
+
+class RegionOut(BaseModel):
+    code: str
+    name: str
+    governed_by: str = Field(description="The HR bureau's region code (Pingtan governs itself).")
+
+
+# ---- training bases -----------------------------------------------------------------------------
+
+class Contact(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=50)]
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9][0-9 \-]{5,19}$", description="Mobile or landline.")]
+
+
+class BaseIn(StrictModel):
+    unit_name: Text
+    uscc: Uscc
+    legal_representative: Annotated[str, Field(min_length=1, max_length=50)]
+    platform_name: Text
+    icp_filing: Annotated[str, Field(min_length=4, max_length=64, description="ICP 备案号, e.g. 闽ICP备12345678号")]
+    platform_url: HttpUrl
+    level: Level
+    region: RegionCode
+    category: Category
+    fields: Annotated[list[FieldCode], Field(max_length=100)] = Field(default_factory=list)
+    scope_region: RegionCode
+    operations_lead: Contact
+    courseware_lead: Contact
+    mlps_filing: Annotated[str, Field(min_length=4, max_length=64, description="等保三级备案证明编号")]
+
+    @field_validator("platform_url")
+    @classmethod
+    def _https_or_http(cls, value: HttpUrl) -> HttpUrl:
+        if value.scheme not in ("http", "https"):
+            raise PydanticCustomError("url-scheme", "the platform URL must be http or https")
+        return value
+
+
+class DecisionIn(StrictModel):
+    decision: Literal["approved", "rejected"] = "approved"
+    fields: list[FieldCode] | None = Field(
+        default=None, description="Professional bases: the fields decided (default: every pending field you govern).")
+    reason: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class ReasonIn(StrictModel):
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class FieldDecisionOut(BaseModel):
+    field: str | None
+    decision: str | None
+    decided_at: dt.datetime | None
+
+
+class BaseOut(BaseModel):
+    id: uuid.UUID
+    unit_name: str
+    uscc: str
+    legal_representative: str
+    platform_name: str
+    icp_filing: str
+    platform_url: str
+    level: str
+    region: str
+    category: str
+    fields: list[str]
+    approved_fields: list[str]
+    scope_region: str
+    operations_lead: dict
+    courseware_lead: dict
+    mlps_filing: str
+    status: str
+    suspended: bool
+    suspension_reason: str | None
+    decisions: list[FieldDecisionOut]
+    created_at: dt.datetime
+
+
+class BaseCreated(BaseModel):
+    id: uuid.UUID
+    status: str
+
+
+class ApprovalOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    decided: list[FieldDecisionOut]
+    api_key: str | None = Field(description=(
+        "The base's API key, shown once, on the approval that first admits the base; null when a key was "
+        "already issued (rotate it with POST /v1/bases/{id}/api-key)."))
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    api_key: str = Field(description="Shown once; every earlier key of the base stops working.")
+
+
+class StandingOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    suspended: bool
+
+
+# ---- courses ------------------------------------------------------------------------------------
+
+class CourseIn(StrictModel):
+    code: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
+    title: Text
+    year: Year
+    category: Category
+    topic: Annotated[str | None, Field(min_length=1, max_length=8)] = None
+    field: FieldCode | None = None
+    hours: Annotated[int, Field(ge=1, le=200)]
+    mode: Mode
+    exam_questions: Annotated[int, Field(ge=0, le=1000)] = 0
+
+
+class ReviewChecksIn(StrictModel):
+    wording: bool = Field(description="文字关")
+    policy: bool = Field(description="政策关")
+    ideology: bool = Field(description="意识形态关")
+
+
+class ReviewIn(StrictModel):
+    decision: Literal["approved", "rejected"]
+    reviewers: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(min_length=1, max_length=20)]
+    checks: ReviewChecksIn
+    comment: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class ReviewOut(BaseModel):
+    decision: str
+    reviewers: list[str]
+    checks: ReviewChecksIn
+    comment: str | None
+    recorded_at: dt.datetime
+
+
+class CourseOut(BaseModel):
+    id: uuid.UUID
+    base_id: uuid.UUID
+    code: str
+    title: str
+    year: int
+    category: str
+    topic: str | None
+    field: str | None
+    hours: int
+    mode: str
+    exam_questions: int
+    status: str
+    submitted_at: dt.datetime
+    withdrawn_at: dt.datetime | None
+    withdrawal_reason: str | None
+    review: ReviewOut | None
+
+
+class CourseCreated(BaseModel):
+    id: uuid.UUID
+    status: str
