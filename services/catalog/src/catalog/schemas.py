@@ -84,7 +84,8 @@ class FieldRef(BaseModel):
 class AuthorityOut(BaseModel):
     code: str
     name: str
-    directory_row: int | None = Field(description="Row of the directory (闽人社办〔2023〕222号 annex 1); null for accounting.")
+    directory_row: int | None = Field(
+        description="Row of the directory (闽人社办〔2023〕222号 annex 1); null for accounting.")
     personnel_scope: str
     self_managed: bool
     effective_from: dt.date

@@ -57,6 +57,7 @@ def review_errors(decision: str, checks: ReviewChecks, reviewers: list[str]) -> 
         failed = [name for name, ok in (("wording", checks.wording), ("policy", checks.policy),
                                         ("ideology", checks.ideology)) if not ok]
         for name in failed:
-            errors.append(FieldError(f"checks.{name}", "review-checks",
-                                     "a course is approved only when it passes all three checks (文字关、政策关、意识形态关)"))
+            errors.append(FieldError(
+                f"checks.{name}", "review-checks",
+                "a course is approved only when it passes all three checks (文字关、政策关、意识形态关)"))
     return errors
