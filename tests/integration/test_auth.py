@@ -54,7 +54,7 @@ async def test_one_token_works_on_all_three_services(catalog, ledger, verificati
 
 @pytest.mark.parametrize("role", ["auditor", "city_admin", "authority_reviewer"])
 async def test_only_a_province_admin_creates_staff(catalog, engine, role):
-    scope = {"region": "350100"} if role == "city_admin" else {"authority": "edu"} if role == "authority_reviewer" else {}
+    scope = {"region": "350100"} if role == "city_admin" else {"authority": "A06"} if role == "authority_reviewer" else {}
     actor = await make_staff(engine, role, **scope)
     response = await catalog.post("/v1/staff", json={"name": "x", "role": "auditor"}, headers=actor.headers)
     assert_problem(response, 403, "role-not-allowed")
