@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import AsyncIterator
 
@@ -17,8 +18,12 @@ from tests.support.db import create_scratch_database, drop_database, server_admi
 
 # Tables a test may fill and the next test must not see. Reference data and the audit trail (which
 # the database itself refuses to truncate) stay.
+TEST_PII_KEY = base64.b64encode(b"xueshi test key, never in prod!!").decode()
+
 MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
+    "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
+    "hours_ledger.records", "hours_ledger.people",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 
@@ -64,4 +69,5 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", db_pool_size=5, db_max_overflow=5)
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", db_pool_size=5, db_max_overflow=5,
+                    pii_key=TEST_PII_KEY)

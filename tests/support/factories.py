@@ -109,3 +109,33 @@ async def approved_course(catalog, base: ApprovedBase, staff: Actor, **overrides
     reviewed = await catalog.post(f"/v1/courses/{course_id}/review", json=review, headers=staff.headers)
     assert reviewed.status_code == 200, reviewed.text
     return uuid.UUID(course_id)
+
+
+# ---- ledger -------------------------------------------------------------------------------------
+
+def ric(serial: int, birth: str = "19900307", region: str = "350102") -> str:
+    """A valid 18-digit resident ID number (check digit computed)."""
+    from stdnum.cn import ric as std
+
+    body = f"{region}{birth}{serial % 1000:03d}"
+    return body + std.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
+
+
+def online_sitting(start: str, end: str, media_seconds: int | None = None, passed: int = 2, failed: int = 0) -> dict:
+    import datetime as _dt
+
+    if media_seconds is None:
+        media_seconds = int((_dt.datetime.fromisoformat(end) - _dt.datetime.fromisoformat(start)).total_seconds())
+    return {"started_at": start, "ended_at": end, "media_seconds": media_seconds,
+            "identity_checks": {"passed": passed, "failed": failed}}
+
+
+def record_body(course_id, id_number: str, sittings: list[dict], *, exam: dict | None = None, **overrides) -> dict:
+    body = {
+        "external_id": f"R{uuid.uuid4().hex[:12]}", "course_id": str(course_id), "id_type": "RIC",
+        "id_number": id_number, "name": "陈小明",
+        "unit": {"name": "福州市第一医院", "uscc": uscc(4242), "region": "350102"},
+        "sittings": sittings, "exam": exam if exam is not None else {"questions": 10, "correct": 9, "passed": True},
+    }
+    body.update(overrides)
+    return body

@@ -6,11 +6,11 @@ import datetime as dt
 
 from catalog.domain.courses import ReviewChecks, course_errors, review_errors
 from catalog.domain.delegations import Period, active, overlaps, stamped_by
-from catalog.domain.governance import Actor, governs_field, governs_public_scope
 from catalog.domain.plans import plan_errors
 from catalog.domain.regions import base_region_errors, within
 from hypothesis import given
 from hypothesis import strategies as st
+from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.regions import REGIONS
 
 days = st.dates(min_value=dt.date(2024, 1, 1), max_value=dt.date(2030, 12, 31))

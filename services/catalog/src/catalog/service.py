@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.models import Principal as PrincipalRow
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import issue_token, revoke_principal_tokens, upsert_base_principal
@@ -20,7 +21,6 @@ from xueshi_shared.timekeeping import today
 from . import schemas
 from .domain.courses import ReviewChecks, course_errors, review_errors, topic_or_field_errors
 from .domain.delegations import Period, overlaps, stamped_by
-from .domain.governance import Actor, governs_field, governs_public_scope
 from .domain.plans import plan_errors
 from .domain.regions import base_region_errors
 from .models import Authority, BaseDecision, Course, CourseReview, Delegation, Field, Plan, Topic, TrainingBase

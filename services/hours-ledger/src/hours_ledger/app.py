@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
+from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
+
+from .api import router as ledger_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_service_app(
+    settings = settings or Settings()
+    app = build_service_app(
         name="hours-ledger",
         title="Xueshi hours ledger",
         description="Study records pushed by training bases, the province's rules across all bases, transcripts.",
-        settings=settings or Settings(),
+        settings=settings,
         schemas=("iam", "hours_ledger"),
-        routers=[],
+        routers=[ledger_router],
     )
+    # Read once at start: without the key the ledger cannot store or find anyone.
+    app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
+    return app

@@ -2,11 +2,126 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "hours_ledger"
+ZERO_HASH = b"\x00" * 32
 
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(schema=SCHEMA)
+
+
+class Person(Base):
+    """One learner. The ID number is kept encrypted; lookups go through a keyed hash.
+
+    The row is also the person's lock: every write about the person holds it (SELECT ... FOR UPDATE), so
+    concurrent pushes for one person serialise while different people proceed in parallel.
+    """
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    id_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    id_type: Mapped[str] = mapped_column(sa.String(16))
+    id_cipher: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    id_masked: Mapped[str] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.Text)
+    # Head of the person's hash chain: how many entries, and the last entry's hash.
+    entry_count: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    last_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), server_default=sa.text("'\\x" + "00" * 32 + "'::bytea"))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class Record(Base):
+    __tablename__ = "records"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()"))
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+    request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"))
+    course_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    year: Mapped[int] = mapped_column(sa.SmallInteger)
+    category: Mapped[str] = mapped_column(sa.String(16))
+    topic: Mapped[str | None] = mapped_column(sa.String(8))
+    field: Mapped[str | None] = mapped_column(sa.String(16))
+    course_hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    unit_name: Mapped[str] = mapped_column(sa.Text)
+    unit_uscc: Mapped[str] = mapped_column(sa.String(18))
+    unit_region: Mapped[str] = mapped_column(sa.String(6))
+    exam: Mapped[dict | None] = mapped_column(JSONB)
+    counted_seconds: Mapped[int] = mapped_column(sa.Integer)
+    credited_hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    adjustments: Mapped[list] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    reversed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reversed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reversal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (
+        sa.UniqueConstraint("base_id", "external_id", name="records_external_id_per_base"),
+        sa.Index("records_person_year", "person_id", "year"),
+    )
+
+
+class Sitting(Base):
+    __tablename__ = "sittings"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("records.id"), index=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    media_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    identity_passed: Mapped[int | None] = mapped_column(sa.Integer)
+    identity_failed: Mapped[int | None] = mapped_column(sa.Integer)
+    __table_args__ = (sa.Index("sittings_person_start", "person_id", "started_at"),)
+
+
+class Allocation(Base):
+    """The seconds of a record that counted, where they lie and on which Fujian day."""
+
+    __tablename__ = "allocations"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("records.id"), index=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    day: Mapped[dt.date] = mapped_column(sa.Date)
+    started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    seconds: Mapped[int] = mapped_column(sa.Integer)
+    __table_args__ = (sa.Index("allocations_person_day", "person_id", "day"),)
+
+
+class PersonDay(Base):
+    """Seconds counted per person and Fujian day (the daily limit's running total)."""
+
+    __tablename__ = "person_days"
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    seconds: Mapped[int] = mapped_column(sa.Integer)
+
+
+class Entry(Base):
+    """The append-only ledger: a credit per record, a reversal per correction, chained by hash per person."""
+
+    __tablename__ = "entries"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    hours: Mapped[int] = mapped_column(sa.SmallInteger)
+    seconds: Mapped[int] = mapped_column(sa.Integer)
+    actor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    prev_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    __table_args__ = (
+        sa.UniqueConstraint("person_id", "seq", name="entries_seq_per_person"),
+        sa.CheckConstraint("kind IN ('credit', 'reversal')", name="kind"),
+    )

@@ -232,6 +232,11 @@ def run() -> None:
     err.print("starting the database…" if not settings.effective_database_url() else "using DATABASE_URL")
     url, _server = _database(settings)  # _server keeps an embedded PostgreSQL alive until we exit
     upgrade_database(url)
+    from .pii import ensure_key_file
+
+    if not settings.pii_key and ensure_key_file(settings.data_dir / "pii.key"):
+        err.print(f"[bold]created the key protecting ID numbers: {settings.data_dir / 'pii.key'} (mode 600); "
+                  "back it up: without it stored ID numbers cannot be read[/bold]")
     token_file = settings.data_dir / "admin-token"
     if bootstrap_admin(url, token_file):
         err.print(f"[bold]bootstrap administrator created; its bearer token is in {token_file} (mode 600)[/bold]")

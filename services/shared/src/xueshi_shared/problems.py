@@ -36,6 +36,7 @@ __all__ = [
     "NotFound",
     "Problem",
     "Unauthenticated",
+    "field_errors",
     "install_problem_handlers",
     "problem_response",
     "problem_type",
@@ -197,8 +198,14 @@ _PYDANTIC_RULES = {
 
 
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    return field_errors(exc.errors())
+
+
+def field_errors(raw: Sequence[Any], prefix: Sequence[Any] = ()) -> list[FieldError]:
+    """pydantic's error dicts as FieldErrors (dotted paths, rule slugs)."""
     errors = []
-    for err in exc.errors():
+    for err in raw:
+        err = {**err, "loc": (*prefix, *err.get("loc", ()))}
         kind = str(err.get("type", "invalid"))
         rule = _PYDANTIC_RULES.get(kind, kind.replace("_", "-"))
         msg = str(err.get("msg", "invalid value"))

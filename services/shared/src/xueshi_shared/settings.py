@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # The address the public reaches the services under (printed in URLs, QR codes, did:web).
     public_base_url: str = ""
 
+    # Master key protecting personal ID numbers (32 bytes, base64). Empty: read `data_dir/pii.key`, which
+    # `xueshi run` creates on the first start. Losing it makes stored ID numbers unreadable.
+    pii_key: str = ""
+
     log_level: str = "INFO"
     # Bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = 8 * 1024 * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xueshi_shared.regions import PROVINCE, governing_region
+from ..regions import PROVINCE, governing_region
 
 __all__ = ["Actor", "governs_field", "governs_public_scope"]
 

@@ -1,0 +1,85 @@
+"""Routes of the hours-ledger service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import ValidationError
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.problems import InvalidInput, Problem, field_errors
+from xueshi_shared.schemas import ProblemDocument
+from xueshi_shared.timekeeping import now
+from xueshi_shared.web import CurrentPrincipal, DbSession
+
+from . import schemas, service
+
+router = APIRouter(tags=["ledger"])
+_problems = {409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
+
+
+@router.post("/v1/records", status_code=201, response_model=schemas.RecordResult, responses={
+    200: {"model": schemas.RecordResult, "description": "A repeat of a record already in the ledger"}, **_problems},
+    summary="Push one study record (a training base's key)")
+async def push_record(body: schemas.RecordIn, request: Request, response: Response, principal: CurrentPrincipal,
+                      session: DbSession) -> dict:
+    status, result = await service.push_record(session, principal, body, request.app.state.pii_keys, now())
+    response.status_code = status
+    return result
+
+
+@router.post("/v1/records/batch", response_model=schemas.BatchOut, summary=(
+    "Push up to 1,000 records; each is applied on its own (its own transaction) and gets its own result"))
+async def push_batch(body: schemas.BatchIn, request: Request, principal: CurrentPrincipal,
+                     session: DbSession) -> dict:
+    await service.require_base_in_standing(session, principal)
+    results = []
+    for index, raw in enumerate(body.records):
+        results.append(await _one(request, principal, index, raw))
+    return {"results": results}
+
+
+async def _one(request: Request, principal: Principal, index: int, raw: dict) -> dict:
+    try:
+        record = schemas.RecordIn.model_validate(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+        problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
+                               errors=errors, rule="validation")
+        return {"index": index, "status": 422, "problem": problem.body()}
+    try:
+        async with request.app.state.sessions() as session, session.begin():
+            status, result = await service.push_record(session, principal, record, request.app.state.pii_keys,
+                                                       now())
+        return {"index": index, "status": status, "result": result}
+    except Problem as exc:
+        return {"index": index, "status": exc.status, "problem": exc.body()}
+
+
+@router.get("/v1/records/{record_id}", response_model=schemas.RecordResult,
+            summary="A record's result (a base: its own records; staff: any)")
+async def get_record(record_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return await service.get_record(session, principal, record_id)
+
+
+@router.post("/v1/records/{record_id}/reversal", response_model=schemas.ReversalOut, responses=_problems,
+             summary="Reverse a record (staff governing it): a reversing ledger entry with reason and actor")
+async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, principal: CurrentPrincipal,
+                         session: DbSession) -> dict:
+    return await service.reverse_record(session, principal, record_id, body.reason, now())
+
+
+@router.get("/v1/people/{id_number}/transcript", response_model=schemas.Transcript,
+            summary="A person's transcript for a year (staff within scope)")
+async def transcript(
+    id_number: Annotated[str, Path(min_length=5, max_length=32)], request: Request, principal: CurrentPrincipal,
+    session: DbSession, year: Annotated[int, Query(ge=2000, le=2100)],
+) -> dict:
+    return await service.transcript(session, principal, request.app.state.pii_keys, id_number, year)
+
+
+@router.get("/v1/ledger/integrity", response_model=schemas.IntegrityOut,
+            summary="Re-check every person's hash chain (auditor, province_admin)")
+async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict:
+    return await service.check_integrity(session, principal)
