@@ -21,6 +21,9 @@ test: $(STAMP)
 	$(BIN)/ruff check services tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(STAMP)
+	$(BIN)/python bench/ledger.py
+
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade
 

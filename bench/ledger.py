@@ -1,0 +1,306 @@
+"""Ledger benchmark: single pushes at 32 concurrent clients over HTTP, and the batch endpoint, each next to
+a baseline measured in the same run on the same database:
+
+- single pushes vs. the same number of single-row autocommit INSERTs into the same tables (asyncpg, 32
+  connections): what the database alone costs for one durable row per request;
+- the batch endpoint vs. COPY of the same rows into the same tables: the bulk-load ceiling.
+
+The ledger runs as a real service process (`xueshi serve hours-ledger`, uvicorn); the load comes from a
+separate asyncio client with realistic traffic: several bases, people with existing history, overlapping
+sittings and capped days.
+
+    make bench                          # embedded PostgreSQL under .data/bench
+    BENCH_DATABASE_URL=... make bench   # another server
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.db import create_scratch_database, drop_database  # noqa: E402
+from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url  # noqa: E402
+from xueshi_shared.migrations import upgrade_all  # noqa: E402
+
+console = Console()
+TZ = dt.timezone(dt.timedelta(hours=8))
+CLIENTS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ric(n: int) -> str:
+    from stdnum.cn import ric as std
+
+    body = f"350102{1985 + n % 15}{1 + n % 12:02d}{1 + n % 28:02d}{1 + n % 998:03d}"
+    return body + std.calc_check_digit(body + "0")
+
+
+def uscc(n: int) -> str:
+    from stdnum.cn import uscc as std
+
+    body = f"91350100M{n:08d}"
+    return body + std.calc_check_digit(body)
+
+
+class Deployment:
+    """A scratch database with bases and courses, and a running ledger process."""
+
+    def __init__(self, url: str, pii_key: str):
+        self.url, self.pii_key = url, pii_key
+        self.port = free_port()
+        self.bases: list[tuple[str, list[str]]] = []
+
+    async def populate(self, n_bases: int = 5) -> None:
+        from catalog.app import create_app as catalog_app
+        from sqlalchemy.ext.asyncio import AsyncSession
+        from xueshi_shared.database import create_engine
+        from xueshi_shared.iam.service import create_staff
+        from xueshi_shared.settings import Settings
+
+        engine = create_engine(self.url, pool_size=2, max_overflow=0)
+        async with AsyncSession(engine) as s, s.begin():
+            _, token = await create_staff(s, name="bench admin", role="province_admin")
+        await engine.dispose()
+        headers = {"Authorization": f"Bearer {token}"}
+        app = catalog_app(Settings(database_url=self.url, pii_key=self.pii_key))
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+                for i in range(n_bases):
+                    form = {
+                        "unit_name": f"基地{i}", "uscc": uscc(5000 + i), "legal_representative": "甲",
+                        "platform_name": f"平台{i}", "icp_filing": "闽ICP备00000001号",
+                        "platform_url": "https://b.example.cn", "level": "provincial", "region": "350000",
+                        "category": "public", "fields": [], "scope_region": "350000",
+                        "operations_lead": {"name": "乙", "phone": "13800000000"},
+                        "courseware_lead": {"name": "丙", "phone": "13800000001"}, "mlps_filing": "35000000000-1"}
+                    base_id = (await c.post("/v1/bases", json=form, headers=headers)).json()["id"]
+                    key = (await c.post(f"/v1/bases/{base_id}/approval", headers=headers)).json()["api_key"]
+                    courses = []
+                    for topic, hours in (("1", 7), ("2", 7), ("3", 2), ("4", 7), ("5", 7)):
+                        course = {"code": f"B{i}T{topic}", "title": "课", "year": 2026, "category": "public",
+                                  "topic": topic, "hours": hours, "mode": "online", "exam_questions": 10}
+                        cid = (await c.post("/v1/courses", json=course, headers={"Authorization": f"Bearer {key}"})
+                               ).json()["id"]
+                        review = {"decision": "approved", "reviewers": ["专家"],
+                                  "checks": {"wording": True, "policy": True, "ideology": True}}
+                        await c.post(f"/v1/courses/{cid}/review", json=review, headers=headers)
+                        courses.append(cid)
+                    self.bases.append((key, courses))
+
+    def start(self) -> None:
+        env = dict(os.environ, XUESHI_DATABASE_URL=self.url, XUESHI_PII_KEY=self.pii_key,
+                   XUESHI_LEDGER_PORT=str(self.port), XUESHI_LOG_LEVEL="WARNING",
+                   XUESHI_DB_POOL_SIZE="20", XUESHI_DB_MAX_OVERFLOW="10")
+        self.proc = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("the ledger did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def make_records(deployment: Deployment, n: int, people: int, rng: random.Random, tag: str) -> list[tuple[str, dict]]:
+    """Realistic pushes: a pool of people studying on 20 June days at several bases, with overlaps."""
+    out = []
+    for i in range(n):
+        key, courses = rng.choice(deployment.bases)
+        person = rng.randrange(people)
+        day = dt.datetime(2026, 6, 1 + rng.randrange(20), tzinfo=TZ)
+        start = day + dt.timedelta(minutes=rng.randrange(7 * 60, 21 * 60))
+        minutes = rng.randrange(20, 240)
+        end = start + dt.timedelta(minutes=minutes)
+        media = int(minutes * 60 * rng.choice((1, 1, 1, 0.8)))
+        out.append((key, {
+            "external_id": f"{tag}-{i}", "course_id": rng.choice(courses), "id_type": "RIC",
+            "id_number": ric(person), "name": f"学员{person}",
+            "unit": {"name": "福州市第一医院", "uscc": uscc(person % 50), "region": "350102"},
+            "sittings": [{"started_at": start.isoformat(), "ended_at": end.isoformat(), "media_seconds": media,
+                          "identity_checks": {"passed": 1 if rng.random() > 0.02 else 0, "failed": 0}}],
+            "exam": {"questions": 10, "correct": 9, "passed": rng.random() > 0.03},
+        }))
+    return out
+
+
+async def push_singles(base_url: str, records: list[tuple[str, dict]]) -> tuple[float, list[float]]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for r in records:
+        queue.put_nowait(r)
+    latencies: list[float] = []
+    failures = 0
+
+    async def client() -> None:
+        nonlocal failures
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as c:
+            while not queue.empty():
+                key, body = queue.get_nowait()
+                t = time.perf_counter()
+                r = await c.post("/v1/records", json=body, headers={"Authorization": f"Bearer {key}"})
+                latencies.append(time.perf_counter() - t)
+                if r.status_code not in (200, 201):
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{failures} pushes failed")
+    return len(records) / elapsed, latencies
+
+
+async def push_batches(base_url: str, records: list[tuple[str, dict]], size: int = 500) -> float:
+    by_key: dict[str, list[dict]] = {}
+    for key, body in records:
+        by_key.setdefault(key, []).append(body)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=600) as c:
+        async def send(key: str, chunk: list[dict]) -> None:
+            r = await c.post("/v1/records/batch", json={"records": chunk}, headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200, r.text
+            bad = [x for x in r.json()["results"] if x["status"] not in (200, 201)]
+            assert not bad, bad[:2]
+        await asyncio.gather(*(send(k, b[i:i + size]) for k, b in by_key.items() for i in range(0, len(b), size)))
+    return len(records) / (time.perf_counter() - started)
+
+
+def baseline_rows(n: int, person_id: int) -> list[tuple]:
+    now = dt.datetime.now(dt.UTC)
+    base = uuid.uuid4()
+    return [(uuid.uuid4(), base, f"baseline-{uuid.uuid4().hex}", os.urandom(32), person_id, uuid.uuid4(), 2026,
+             "public", "1", None, 7, "online", "单位", uscc(1), "350102", None, 3600, 1, "partial", "[]", now)
+            for _ in range(n)]
+
+
+COLUMNS = ("id", "base_id", "external_id", "request_hash", "person_id", "course_id", "year", "category", "topic",
+           "field", "course_hours", "mode", "unit_name", "unit_uscc", "unit_region", "exam", "counted_seconds",
+           "credited_hours", "status", "adjustments", "created_at")
+
+
+async def baseline_inserts(url: str, n: int) -> float:
+    conn = await asyncpg.connect(libpq_url(url))
+    person_id = await conn.fetchval(
+        "INSERT INTO hours_ledger.people (id_hash, id_type, id_cipher, id_masked, name) "
+        "VALUES ($1, 'RIC', '\\x00', 'x', 'baseline') RETURNING id", os.urandom(32))
+    await conn.close()
+    rows = baseline_rows(n, person_id)
+    sql = (f"INSERT INTO hours_ledger.records ({', '.join(COLUMNS)}) VALUES "
+           f"({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})")
+    pool = await asyncpg.create_pool(libpq_url(url), min_size=CLIENTS, max_size=CLIENTS)
+    queue = list(rows)
+
+    async def worker() -> None:
+        async with pool.acquire() as c:
+            while queue:
+                await c.execute(sql, *queue.pop())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+    rate = n / (time.perf_counter() - started)
+    await pool.close()
+    return rate
+
+
+async def baseline_copy(url: str, n: int) -> float:
+    conn = await asyncpg.connect(libpq_url(url))
+    person_id = await conn.fetchval("SELECT id FROM hours_ledger.people WHERE name = 'baseline'")
+    rows = baseline_rows(n, person_id)
+    started = time.perf_counter()
+    await conn.copy_records_to_table("records", schema_name="hours_ledger", records=rows, columns=COLUMNS)
+    rate = n / (time.perf_counter() - started)
+    await conn.close()
+    return rate
+
+
+async def main() -> dict:
+    n_single = int(os.environ.get("BENCH_RECORDS", "4000"))
+    configured = os.environ.get("BENCH_DATABASE_URL")
+    server = None
+    if configured:
+        admin_url = asyncpg_url(configured)
+    else:
+        server = embedded_server(ROOT / ".data" / "bench")
+        admin_url = asyncpg_url(server.get_uri("postgres"))
+    url = await create_scratch_database(admin_url)
+    try:
+        await asyncio.to_thread(upgrade_all, url)
+        pii_key = base64.b64encode(os.urandom(32)).decode()
+        deployment = Deployment(url, pii_key)
+        await deployment.populate()
+        deployment.start()
+        base_url = f"http://127.0.0.1:{deployment.port}"
+        rng = random.Random(2026)
+        try:
+            console.print("warming up: existing history for 3,000 people …")
+            await push_singles(base_url, make_records(deployment, 2000, 3000, rng, "history"))
+            console.print(f"single pushes: {n_single} records at {CLIENTS} concurrent clients …")
+            single_rps, latencies = await push_singles(base_url, make_records(deployment, n_single, 3000, rng, "single"))
+            console.print(f"batch endpoint: {n_single} records in batches of 500 …")
+            batch_rps = await push_batches(base_url, make_records(deployment, n_single, 3000, rng, "batch"))
+        finally:
+            deployment.stop()
+        console.print("baselines …")
+        insert_rps = await baseline_inserts(url, n_single)
+        copy_rps = await baseline_copy(url, n_single * 5)
+    finally:
+        await drop_database(admin_url, url)
+        del server
+
+    latencies.sort()
+    results = {
+        "ledger_single_rps": round(single_rps, 1),
+        "ledger_single_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "ledger_single_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "ledger_single_baseline_rps": round(insert_rps, 1),
+        "ledger_batch_rps": round(batch_rps, 1),
+        "ledger_batch_copy_rps": round(copy_rps, 1),
+    }
+    table = Table("measure", "value", "baseline (same run)", "ratio", title="Ledger benchmark")
+    table.add_row("single pushes, records/s (32 clients, HTTP, all rules)", f"{single_rps:,.0f}",
+                  f"{insert_rps:,.0f} autocommit INSERTs/s", f"{single_rps / insert_rps:.1%}")
+    table.add_row("single pushes, p50 / p99 latency", f"{results['ledger_single_p50_ms']} / "
+                  f"{results['ledger_single_p99_ms']} ms", "", "")
+    table.add_row("batch endpoint, records/s", f"{batch_rps:,.0f}", f"{copy_rps:,.0f} COPY rows/s",
+                  f"{batch_rps / copy_rps:.1%}")
+    console.print(table)
+    return results
+
+
+if __name__ == "__main__":
+    results = asyncio.run(main())
+    out = ROOT / "bench" / "results.json"
+    merged = json.loads(out.read_text()) if out.exists() else {}
+    merged.update(results)
+    merged["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    merged["cpus"] = os.cpu_count()
+    out.write_text(json.dumps(merged, indent=2) + "\n")
+    console.print(f"wrote {out}")
