@@ -1,0 +1,127 @@
+"""The shape of a stamped study proof: a W3C VC 2.0 OpenBadgeCredential (Open Badges 3.0).
+
+Only terms defined by the two contexts are used (the issuer refuses anything else, see jsonld.py):
+- the subject is an `AchievementSubject` with `creditsEarned` (the credited 学时) and `identifier`s:
+  the name, the masked ID number, and the full ID number as a salted SHA-256 (`hashed: true`);
+- the `achievement` names the plan or field and the year, with `creditsAvailable` and, per topic or
+  field, a `ResultDescription` whose `result` on the subject carries the 学时 credited;
+- the ledger records covered are `evidence`;
+- `credentialStatus` is a `BitstringStatusListEntry` (revocation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CONTEXT", "Evidence", "Line", "ProofFacts", "build_credential", "id_hash", "status_list_credential"]
+
+CONTEXT = ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"]
+
+
+def id_hash(id_number: str, salt: str) -> str:
+    """Open Badges' hashed IdentityObject: "sha256$" + hex(SHA-256(value + salt))."""
+    return "sha256$" + hashlib.sha256((id_number.strip().upper() + salt).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Line:
+    code: str        # topic code or field code
+    name: str
+    hours: int
+    allotment: int | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    record_id: str
+    course: str
+    hours: int
+    base: str
+    period: str
+
+
+@dataclass(frozen=True)
+class ProofFacts:
+    proof_url: str
+    issuer_did: str
+    issuer_name: str
+    year: int
+    scope: str              # "public" or "professional"
+    field: str | None
+    title: str              # e.g. 2026年度专业技术人员继续教育公需科目学时
+    name: str
+    masked_id: str
+    id_salt: str
+    id_hash: str
+    credited_hours: int
+    available_hours: int
+    lines: tuple[Line, ...]
+    evidence: tuple[Evidence, ...]
+    issued_at: str          # XML Schema dateTime, UTC
+    status_list_url: str
+    status_index: int
+
+
+def build_credential(f: ProofFacts) -> dict[str, Any]:
+    achievement_id = f"{f.proof_url}#achievement"
+    return {
+        "@context": CONTEXT,
+        "id": f.proof_url,
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": f.title,
+        "issuer": {"id": f.issuer_did, "type": ["Profile"], "name": f.issuer_name},
+        "validFrom": f.issued_at,
+        "credentialSubject": {
+            "type": ["AchievementSubject"],
+            "identifier": [
+                {"type": "IdentityObject", "identityType": "name", "hashed": False, "identityHash": f.name},
+                {"type": "IdentityObject", "identityType": "identifier", "hashed": False,
+                 "identityHash": f.masked_id},
+                {"type": "IdentityObject", "identityType": "nationalIdentityNumber", "hashed": True,
+                 "identityHash": f.id_hash, "salt": f.id_salt},
+            ],
+            "creditsEarned": f.credited_hours,
+            "term": str(f.year),
+            "result": [{"type": ["Result"], "resultDescription": f"{achievement_id}-{line.code}",
+                        "value": str(line.hours)} for line in f.lines],
+            "achievement": {
+                "id": achievement_id,
+                "type": ["Achievement"],
+                "achievementType": "Course",
+                "name": f.title,
+                "description": ("福建省专业技术人员继续教育学时证明：" + ("公需科目" if f.scope == "public"
+                                                       else f"专业科目（{f.lines[0].name if f.lines else f.field}）")),
+                "criteria": {"narrative": "学时按福建省继续教育公共服务平台规则计算：每学时不低于45分钟，每天不超过12学时。"},
+                "creditsAvailable": f.available_hours,
+                "fieldOfStudy": "公需科目" if f.scope == "public" else (f.field or ""),
+                "resultDescription": [
+                    {"id": f"{achievement_id}-{line.code}", "type": ["ResultDescription"],
+                     "name": line.name, "resultType": "ext:CreditHours",
+                     **({"allowedValue": [str(v) for v in range(line.allotment + 1)]} if line.allotment else {})}
+                    for line in f.lines],
+            },
+        },
+        "evidence": [{"id": f"urn:uuid:{e.record_id}", "type": ["Evidence"], "name": e.course,
+                      "description": f"{e.base}，{e.period}", "narrative": f"{e.hours} 学时"} for e in f.evidence],
+        "credentialStatus": {
+            "id": f"{f.status_list_url}#{f.status_index}",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": "revocation",
+            "statusListIndex": str(f.status_index),
+            "statusListCredential": f.status_list_url,
+        },
+    }
+
+
+def status_list_credential(url: str, issuer_did: str, encoded_list: str, valid_from: str) -> dict[str, Any]:
+    return {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer_did,
+        "validFrom": valid_from,
+        "credentialSubject": {"id": f"{url}#list", "type": "BitstringStatusList", "statusPurpose": "revocation",
+                              "encodedList": encoded_list},
+    }
