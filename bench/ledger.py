@@ -37,9 +37,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.db import create_scratch_database, drop_database  # noqa: E402
 from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url  # noqa: E402
 from xueshi_shared.migrations import upgrade_all  # noqa: E402
+
+from tests.support.db import create_scratch_database, drop_database  # noqa: E402
 
 console = Console()
 TZ = dt.timezone(dt.timedelta(hours=8))

@@ -24,6 +24,7 @@ MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
     "hours_ledger.records", "hours_ledger.people",
+    "verification.proofs", "verification.status_lists",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 

@@ -24,8 +24,10 @@ from .settings import Settings, project_dir
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Xueshi: continuing-education hours registry.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and reference data.")
 staff_app = typer.Typer(no_args_is_help=True, help="Staff accounts and their bearer tokens.")
+stamps_app = typer.Typer(no_args_is_help=True, help="Stamps (signing keys) of the stamping bodies.")
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
+app.add_typer(stamps_app, name="stamps")
 
 # Human messages go to stderr so that stdout carries only what a script asks for (e.g. a token).
 err = Console(stderr=True)
@@ -139,6 +141,93 @@ def staff_list() -> None:
     Console().print(table)
 
 
+def _stamp_secret(settings: Settings) -> bytes:
+    from verification.app import stamp_secret
+
+    try:
+        return stamp_secret(settings)
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@stamps_app.command("create")
+def stamps_create(
+    body: Annotated[str, typer.Argument(help="350000 (省人社厅), a city code such as 350100, or an authority such as A15; "
+                                             "'all' creates every missing stamp.")],
+) -> None:
+    """Create a stamping body's first stamp (Ed25519 + a CA-certified P-256 PDF key), encrypted at rest."""
+    from verification.keys import body_names, create_stamp
+    from verification.service import ensure_stamps
+
+    settings = _settings()
+    secret = _stamp_secret(settings)
+    url, _server = _database(settings)
+
+    async def create(session):
+        if body == "all":
+            return await ensure_stamps(session, secret)
+        names = await body_names(session)
+        if body not in names:
+            raise KeyError(body)
+        from verification.keys import current_stamp
+
+        if await current_stamp(session, body) is not None:
+            return []
+        await create_stamp(session, secret, body, names[body])
+        return [body]
+
+    try:
+        created = asyncio.run(_with_transaction(url, create))
+    except KeyError:
+        err.print(f"[red]unknown stamping body {body!r}[/red]")
+        raise typer.Exit(2) from None
+    err.print(f"created stamps: {', '.join(created) or 'none (they exist; use `xueshi stamps rotate`)'}")
+
+
+@stamps_app.command("rotate")
+def stamps_rotate(body: Annotated[str, typer.Argument(help="The stamping body.")]) -> None:
+    """Give a body a new key version; earlier versions stay published so earlier proofs keep verifying."""
+    from verification.keys import body_names, create_stamp
+
+    settings = _settings()
+    secret = _stamp_secret(settings)
+    url, _server = _database(settings)
+
+    async def rotate(session):
+        names = await body_names(session)
+        if body not in names:
+            raise KeyError(body)
+        return await create_stamp(session, secret, body, names[body])
+
+    try:
+        version = asyncio.run(_with_transaction(url, rotate))
+    except KeyError:
+        err.print(f"[red]unknown stamping body {body!r}[/red]")
+        raise typer.Exit(2) from None
+    err.print(f"{body}: now signing with key version {version}")
+
+
+@stamps_app.command("list")
+def stamps_list() -> None:
+    """List every stamp version."""
+    import sqlalchemy as sa
+    from rich.table import Table
+    from verification.models import Stamp
+
+    settings = _settings()
+    url, _server = _database(settings)
+
+    async def rows(session):
+        return (await session.execute(sa.select(Stamp.body, Stamp.version, Stamp.name, Stamp.created_at,
+                                                Stamp.retired_at).order_by(Stamp.body, Stamp.version))).all()
+
+    table = Table("body", "version", "name", "created", "retired")
+    for r in asyncio.run(_with_transaction(url, rows)):
+        table.add_row(r.body, str(r.version), r.name, str(r.created_at), str(r.retired_at or ""))
+    Console().print(table)
+
+
 @app.command("openapi")
 def openapi_cmd(
     out: Annotated[Path, typer.Option(help="Directory to write into.")] = Path("openapi"),
@@ -237,6 +326,12 @@ def run() -> None:
     if not settings.pii_key and ensure_key_file(settings.data_dir / "pii.key"):
         err.print(f"[bold]created the key protecting ID numbers: {settings.data_dir / 'pii.key'} (mode 600); "
                   "back it up: without it stored ID numbers cannot be read[/bold]")
+    from verification.app import stamp_secret
+    from verification.service import ensure_stamps
+
+    created = asyncio.run(_with_transaction(url, lambda s: ensure_stamps(s, stamp_secret(settings))))
+    if created:
+        err.print(f"created the stamps of {len(created)} stamping bodies (see `xueshi stamps list`)")
     token_file = settings.data_dir / "admin-token"
     if bootstrap_admin(url, token_file):
         err.print(f"[bold]bootstrap administrator created; its bearer token is in {token_file} (mode 600)[/bold]")

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
-__all__ = ["ID_TYPES", "PiiKeys", "ensure_key_file", "id_number_error", "load_keys", "mask_id_number",
-           "normalise_id_number"]
+__all__ = ["ID_TYPES", "PiiKeys", "derive_key", "ensure_key_file", "id_number_error", "load_keys", "load_master",
+           "mask_id_number", "normalise_id_number"]
 
 ID_TYPES = ("RIC", "passport", "hk_macau_permit", "taiwan_permit")
 _PATTERNS = {
@@ -92,12 +92,21 @@ def _decode(text: str) -> bytes:
     return raw
 
 
-def load_keys(pii_key: str, key_file: Path) -> PiiKeys:
+def load_master(pii_key: str, key_file: Path) -> bytes:
+    """The deployment's master secret (also the root of the stamp keys' encryption)."""
     if pii_key:
-        return PiiKeys.from_master(_decode(pii_key))
+        return _decode(pii_key)
     if key_file.exists():
-        return PiiKeys.from_master(_decode(key_file.read_text()))
-    raise RuntimeError(f"no PII key: set XUESHI_PII_KEY or create {key_file} (`xueshi run` does on the first start)")
+        return _decode(key_file.read_text())
+    raise RuntimeError(f"no master key: set XUESHI_PII_KEY or create {key_file} (`xueshi run` does on the first start)")
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(master)
+
+
+def load_keys(pii_key: str, key_file: Path) -> PiiKeys:
+    return PiiKeys.from_master(load_master(pii_key, key_file))
 
 
 def ensure_key_file(key_file: Path) -> bool:

@@ -45,5 +45,9 @@ class Settings(BaseSettings):
     # How long /readyz waits for the database before answering 503.
     readiness_timeout_seconds: float = 2.0
 
+    def verification_url(self) -> str:
+        """The public address of the verification service (did:web identifiers, QR codes, status lists)."""
+        return (self.public_base_url or f"http://{self.host}:{self.verification_port}").rstrip("/")
+
     def effective_database_url(self) -> str:
         return self.database_url or os.environ.get("DATABASE_URL", "")

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
+from xueshi_shared.pii import PiiKeys, derive_key, load_master
 from xueshi_shared.settings import Settings
+
+from .api import router as verification_router
+from .service import Urls
+
+STAMP_KEY_PURPOSE = "xueshi stamp keys v1"
+
+
+def stamp_secret(settings: Settings) -> bytes:
+    """The key that encrypts the stamps' private keys, derived from the deployment's master secret."""
+    return derive_key(load_master(settings.pii_key, settings.data_dir / "pii.key"), STAMP_KEY_PURPOSE)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_service_app(
+    settings = settings or Settings()
+    app = build_service_app(
         name="verification",
         title="Xueshi verification",
         description="Stamps (验印), stamped electronic study proofs, and verification anyone can do.",
-        settings=settings or Settings(),
+        settings=settings,
         schemas=("iam", "verification"),
-        routers=[],
+        routers=[verification_router],
     )
+    master = load_master(settings.pii_key, settings.data_dir / "pii.key")
+    app.state.pii_keys = PiiKeys.from_master(master)
+    app.state.stamp_secret = derive_key(master, STAMP_KEY_PURPOSE)
+    app.state.urls = Urls(settings.verification_url())
+    return app

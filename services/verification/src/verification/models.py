@@ -2,11 +2,79 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "verification"
 
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(schema=SCHEMA)
+
+
+def _now() -> Mapped[dt.datetime]:
+    return mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class CertificateAuthority(Base):
+    """The deployment's own CA, which certifies each stamp's PDF-signing key."""
+
+    __tablename__ = "certificate_authority"
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    cert_pem: Mapped[str] = mapped_column(sa.Text)
+    key_cipher: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime] = _now()
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single"),)
+
+
+class Stamp(Base):
+    """One version of a stamping body's keys. Versions are never deleted: earlier proofs keep verifying."""
+
+    __tablename__ = "stamps"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    body: Mapped[str] = mapped_column(sa.String(16))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    name: Mapped[str] = mapped_column(sa.Text)
+    ed25519_public: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    ed25519_cipher: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    ec_cipher: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    cert_pem: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = _now()
+    retired_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    __table_args__ = (sa.UniqueConstraint("body", "version", name="stamps_version_per_body"),)
+
+
+class StatusList(Base):
+    __tablename__ = "status_lists"
+    body: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    list_no: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    bits: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    next_index: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class Proof(Base):
+    __tablename__ = "proofs"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    body: Mapped[str] = mapped_column(sa.String(16))
+    stamp_version: Mapped[int] = mapped_column(sa.Integer)
+    person_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), index=True)
+    year: Mapped[int] = mapped_column(sa.SmallInteger)
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    field: Mapped[str | None] = mapped_column(sa.String(16))
+    credited_hours: Mapped[int] = mapped_column(sa.Integer)
+    record_ids: Mapped[list] = mapped_column(JSONB)
+    credential: Mapped[dict] = mapped_column(JSONB)
+    pdf: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    status_list_no: Mapped[int] = mapped_column(sa.Integer)
+    status_index: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = _now()
+    created_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    revocation_reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (sa.UniqueConstraint("body", "status_list_no", "status_index", name="proofs_status_slot"),)

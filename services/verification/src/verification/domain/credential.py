@@ -91,9 +91,9 @@ def build_credential(f: ProofFacts) -> dict[str, Any]:
                 "type": ["Achievement"],
                 "achievementType": "Course",
                 "name": f.title,
-                "description": ("福建省专业技术人员继续教育学时证明：" + ("公需科目" if f.scope == "public"
-                                                       else f"专业科目（{f.lines[0].name if f.lines else f.field}）")),
-                "criteria": {"narrative": "学时按福建省继续教育公共服务平台规则计算：每学时不低于45分钟，每天不超过12学时。"},
+                "description": "福建省专业技术人员继续教育学时证明：" + (
+                    "公需科目" if f.scope == "public" else f"专业科目（{f.lines[0].name if f.lines else f.field}）"),
+                "criteria": {"narrative": "学时由福建省继续教育学时登记系统按当年计划的规则认定。"},
                 "creditsAvailable": f.available_hours,
                 "fieldOfStudy": "公需科目" if f.scope == "public" else (f.field or ""),
                 "resultDescription": [

@@ -18,6 +18,8 @@ VIEWS = {
         FROM catalog.plans""",
     "published_topics": """
         SELECT year, code, title, hours FROM catalog.topics""",
+    "published_authorities": """
+        SELECT code, name, self_managed FROM catalog.authorities""",
     "published_fields": """
         SELECT f.code, f.name, f.authority,
                CASE WHEN EXISTS (

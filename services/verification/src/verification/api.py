@@ -1,0 +1,146 @@
+"""Routes of the verification service: stamping (staff), published documents and verification (public)."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import HTMLResponse
+from xueshi_shared.schemas import ProblemDocument
+from xueshi_shared.timekeeping import now
+from xueshi_shared.web import CurrentPrincipal, DbSession
+
+from . import schemas, service
+
+router = APIRouter()
+BodyCode = Annotated[str, Path(pattern=r"^(35[0-9]{4}|A[0-9]{2})$")]
+_problems = {409: {"model": ProblemDocument, "description": "Conflicts with the current state"}}
+
+
+def _urls(request: Request) -> service.Urls:
+    return request.app.state.urls
+
+
+@router.post("/v1/proofs", status_code=201, response_model=schemas.ProofCreated, tags=["proofs"],
+             responses=_problems, summary="Stamp (验印) a person's credited hours for a year and scope")
+async def issue_proof(body: schemas.ProofIn, request: Request, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return await service.issue_proof(session, principal, request.app.state.pii_keys, request.app.state.stamp_secret,
+                                     _urls(request), id_number=body.id_number, year=body.year, scope=body.scope,
+                                     field=body.field)
+
+
+@router.get("/v1/proofs/{proof_id}", tags=["proofs"], summary="The signed credential (public)",
+            response_class=Response, responses={200: {"content": {"application/vc+ld+json": {}}}})
+async def get_proof(proof_id: uuid.UUID, session: DbSession) -> Response:
+    proof = await service.get_proof(session, proof_id)
+    return Response(orjson.dumps(proof.credential), media_type="application/vc+ld+json")
+
+
+@router.get("/v1/proofs/{proof_id}/pdf", tags=["proofs"], summary="The signed PDF (public)",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+async def get_pdf(proof_id: uuid.UUID, session: DbSession) -> Response:
+    proof = await service.get_proof(session, proof_id)
+    return Response(proof.pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="xueshi-{proof_id}.pdf"'})
+
+
+@router.post("/v1/proofs/{proof_id}/revocation", response_model=schemas.RevocationOut, tags=["proofs"],
+             responses=_problems, summary="Revoke a proof (staff of the stamping body), with a reason")
+async def revoke_proof(proof_id: uuid.UUID, body: schemas.RevocationIn, principal: CurrentPrincipal,
+                       session: DbSession) -> dict:
+    proof = await service.revoke_proof(session, principal, proof_id, body.reason)
+    return {"proof_id": proof.id, "revoked": True, "reason": proof.revocation_reason}
+
+
+@router.post("/v1/verifications", response_model=schemas.VerificationOut, tags=["verification"],
+             summary="Verify a credential: proof, issuer key, status, validity, optionally the holder (public)")
+async def verify(body: schemas.VerificationIn, request: Request, session: DbSession) -> dict:
+    return await service.verify_credential(session, _urls(request), body.credential, body.id_number, now())
+
+
+@router.post("/v1/verifications/batch", response_model=schemas.BulkVerificationOut, tags=["verification"],
+             summary="Verify up to 1,000 credentials in one call (public)")
+async def verify_many(body: schemas.BulkVerificationIn, request: Request, session: DbSession) -> dict:
+    moment = now()
+    return {"results": [await service.verify_credential(session, _urls(request), c, None, moment)
+                        for c in body.credentials]}
+
+
+@router.get("/issuers/{body}/did.json", tags=["published"], summary="did:web document of a stamping body",
+            response_class=Response, responses={200: {"content": {"application/did+json": {}}}})
+async def did_document(body: BodyCode, request: Request, session: DbSession) -> Response:
+    doc = await service.did_document(session, _urls(request), body)
+    return Response(orjson.dumps(doc), media_type="application/did+json")
+
+
+@router.get("/v1/status-lists/{body}/{list_no}", tags=["published"],
+            summary="A signed BitstringStatusListCredential", response_class=Response,
+            responses={200: {"content": {"application/vc+ld+json": {}}}})
+async def status_list(body: BodyCode, list_no: Annotated[int, Path(ge=1, le=1_000_000)], request: Request,
+                      session: DbSession) -> Response:
+    doc = await service.status_list_document(session, request.app.state.stamp_secret, _urls(request), body, list_no)
+    return Response(orjson.dumps(doc), media_type="application/vc+ld+json",
+                    headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/v1/trust/ca.pem", tags=["published"], summary="The CA certificate that certifies every stamp's PDF key",
+            response_class=Response, responses={200: {"content": {"application/x-pem-file": {}}}})
+async def ca_certificate(request: Request, session: DbSession) -> Response:
+    return Response(await service.ca_pem(session, request.app.state.stamp_secret), media_type="application/x-pem-file")
+
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · 学时证明核验</title>
+<style>
+body{{font-family:system-ui,-apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;
+background:#f4f5f7;color:#1d2129}}
+main{{max-width:34rem;margin:0 auto;padding:1.2rem}}
+.badge{{display:block;padding:1rem;border-radius:.6rem;font-size:1.3rem;font-weight:600;text-align:center;color:#fff}}
+.valid{{background:#0a7f3f}} .revoked{{background:#b42318}} .unknown{{background:#6b7280}}
+.en{{display:block;font-size:.85rem;font-weight:400;opacity:.9}}
+dl{{background:#fff;border-radius:.6rem;padding:1rem;display:grid;grid-template-columns:auto 1fr;gap:.5rem 1rem}}
+dt{{color:#6b7280}} dd{{margin:0;font-weight:500}}
+table{{width:100%;background:#fff;border-radius:.6rem;border-collapse:collapse}}
+td{{padding:.5rem 1rem;border-top:1px solid #eee}} td:last-child{{text-align:right;white-space:nowrap}}
+p.note{{font-size:.8rem;color:#6b7280}}
+</style></head>
+<body><main>
+<h1 style="font-size:1.2rem">专业技术人员继续教育学时证明核验</h1>
+{content}
+<p class="note">本页由发证机关的登记系统生成。电子证明（W3C 可验证凭证）与 PDF 签章可离线独立核验；
+仅凭网址不能证明真伪，请以签名核验结果为准。<br>This page is served by the issuing registry.
+The credential and the PDF signature can be verified offline with standard tools.</p>
+</main></body></html>"""
+
+
+@router.get("/verify/{proof_id}", response_class=HTMLResponse, tags=["verification"],
+            summary="Public verification page (the QR code's target)")
+async def verify_page(proof_id: str, session: DbSession) -> HTMLResponse:
+    proof = None
+    try:
+        proof = await session.get(service.Proof, uuid.UUID(proof_id))
+    except ValueError:
+        proof = None
+    if proof is None:
+        content = ('<p class="badge unknown">未找到该证明<span class="en">Unknown proof</span></p>'
+                   "<p>系统中没有此编号的学时证明。请核对二维码或编号；伪造的“证书查询”网站可能冒用本页面样式。</p>")
+        return HTMLResponse(_PAGE.format(title="未找到", content=content), status_code=404)
+    v = service.public_view(proof)
+    e = html.escape
+    if v["revoked"]:
+        badge = ('<p class="badge revoked">已撤销<span class="en">Revoked</span></p>'
+                 f"<p>撤销原因：{e(v['revocation_reason'] or '')}</p>")
+    else:
+        badge = '<p class="badge valid">有效<span class="en">Valid</span></p>'
+    rows = "".join(f"<tr><td>{e(name)}</td><td>{e(value)} 学时</td></tr>" for name, value in v["lines"])
+    content = (f"{badge}<dl><dt>姓名</dt><dd>{e(v['name'])}</dd><dt>证件号码</dt><dd>{e(v['masked_id'])}</dd>"
+               f"<dt>年度</dt><dd>{v['year']}</dd><dt>认定学时</dt><dd>{e(str(v['credits']))} 学时</dd>"
+               f"<dt>验印机关</dt><dd>{e(v['issuer'])}</dd><dt>签发时间</dt><dd>{e(v['issued'])}</dd>"
+               f"<dt>证明编号</dt><dd style=\"word-break:break-all\">{e(v['proof_id'])}</dd></dl>"
+               f"<h2 style=\"font-size:1rem\">{e(v['title'])}</h2><table>{rows}</table>")
+    return HTMLResponse(_PAGE.format(title=e(v["title"]), content=content))

@@ -1,0 +1,147 @@
+"""The proof for people: a one-page PDF, PAdES-signed with the stamping body's certificate.
+
+Body text uses the standard CID font STSong-Light (Adobe-GB1; every PDF reader with Chinese support has
+it, nothing is embedded); the seal is an image (see seal.py); the credential is embedded as an attached
+file so the PDF and the credential travel together.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec, embed_file
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
+
+from .keys import StampKeys
+from .seal import seal_png
+
+__all__ = ["PdfLine", "PdfProof", "render_and_sign"]
+
+FONT = "STSong-Light"
+pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+
+@dataclass(frozen=True)
+class PdfLine:
+    label: str
+    hours: int
+    allotment: int | None
+
+
+@dataclass(frozen=True)
+class PdfRecord:
+    course: str
+    base: str
+    period: str
+    hours: int
+
+
+@dataclass(frozen=True)
+class PdfProof:
+    proof_id: str
+    issuer_name: str
+    name: str
+    masked_id: str
+    year: int
+    scope_label: str
+    credited_hours: int
+    lines: tuple[PdfLine, ...]
+    records: tuple[PdfRecord, ...]
+    issued_on: str
+    verify_url: str
+
+
+def _page(p: PdfProof) -> bytes:
+    out = io.BytesIO()
+    c = canvas.Canvas(out, pagesize=A4, pageCompression=1)
+    c.setTitle("专业技术人员继续教育学时证明")
+    c.setAuthor(p.issuer_name)
+    width, height = A4
+    c.setFont(FONT, 22)
+    c.drawCentredString(width / 2, height - 80, "专业技术人员继续教育学时证明")
+    c.setFont(FONT, 11)
+    y = height - 125
+    for label, value in (("姓名", p.name), ("证件号码", p.masked_id), ("年度", str(p.year)),
+                         ("科目", p.scope_label), ("认定学时", f"{p.credited_hours} 学时"), ("证明编号", p.proof_id)):
+        c.drawString(70, y, f"{label}：{value}")
+        y -= 20
+    y -= 8
+    c.setFont(FONT, 12)
+    c.drawString(70, y, "学时明细")
+    y -= 18
+    c.setFont(FONT, 10)
+    for line in p.lines:
+        suffix = f" / {line.allotment}" if line.allotment is not None else ""
+        c.drawString(84, y, f"{line.label}")
+        c.drawRightString(width - 80, y, f"{line.hours}{suffix} 学时")
+        y -= 16
+    y -= 8
+    c.setFont(FONT, 12)
+    c.drawString(70, y, f"所含学习记录（{len(p.records)} 条）")
+    y -= 18
+    c.setFont(FONT, 9)
+    shown = p.records[:18]
+    for r in shown:
+        c.drawString(84, y, f"{r.period}  {r.course[:28]}  （{r.base[:16]}）")
+        c.drawRightString(width - 80, y, f"{r.hours} 学时")
+        y -= 14
+    if len(p.records) > len(shown):
+        c.drawString(84, y, f"…… 其余 {len(p.records) - len(shown)} 条见所附电子证明（credential.json）")
+    # Seal, over the issuer's name and date, as on a paper proof.
+    c.setFont(FONT, 11)
+    c.drawRightString(width - 80, 190, p.issuer_name)
+    c.drawRightString(width - 80, 172, p.issued_on)
+    c.drawImage(ImageReader(io.BytesIO(seal_png(p.issuer_name))), width - 230, 120, 130, 130, mask="auto")
+    # QR code to the public verification page.
+    qr = QrCodeWidget(p.verify_url)
+    x0, y0, x1, y1 = qr.getBounds()
+    drawing = Drawing(110, 110, transform=[110.0 / (x1 - x0), 0, 0, 110.0 / (y1 - y0), 0, 0])
+    drawing.add(qr)
+    renderPDF.draw(drawing, c, 70, 110)
+    c.setFont(FONT, 8)
+    c.drawString(70, 98, "扫码或访问以下地址核验本证明：")
+    c.drawString(70, 86, p.verify_url)
+    c.drawString(70, 66, "本证明经电子签章（PAdES），附带 W3C 可验证凭证；任何改动都会使签章失效。")
+    c.showPage()
+    c.save()
+    return out.getvalue()
+
+
+def _signer(stamp: StampKeys, ca_cert_pem: str) -> signers.SimpleSigner:
+    key_der = stamp.pdf_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+    cert = asn1_x509.Certificate.load(stamp.cert.public_bytes(serialization.Encoding.DER))
+    ca = asn1_x509.Certificate.load(
+        x509.load_pem_x509_certificate(ca_cert_pem.encode()).public_bytes(serialization.Encoding.DER))
+    return signers.SimpleSigner(signing_cert=cert, signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
+                                cert_registry=SimpleCertificateStore.from_certs([ca]))
+
+
+def render_and_sign(p: PdfProof, credential_json: bytes, stamp: StampKeys, ca_cert_pem: str) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(_page(p)))
+    embed_file(writer, FileSpec(
+        file_spec_string="credential.json", file_name="credential.json",
+        embedded_data=EmbeddedFileObject.from_file_data(
+            writer, data=credential_json, mime_type="application/vc+ld+json",
+            params=EmbeddedFileParams(embed_size=True)),
+        description="W3C Verifiable Credential (OpenBadgeCredential) of this proof"))
+    meta = signers.PdfSignatureMetadata(field_name="XueshiStamp", subfilter=fields.SigSeedSubFilter.PADES,
+                                        md_algorithm="sha256", reason="学时验印", name=stamp.name)
+    out = io.BytesIO()
+    signers.sign_pdf(writer, meta, signer=_signer(stamp, ca_cert_pem), output=out)
+    return out.getvalue()

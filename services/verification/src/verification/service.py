@@ -1,0 +1,398 @@
+"""Stamping proofs, revoking them, verifying credentials. Load, decide, persist; never commits."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.pii import PiiKeys
+from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+from xueshi_shared.regions import PROVINCE
+
+from . import jsonld
+from .domain import integrity
+from .domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash, status_list_credential
+from .domain.encoding import (
+    MIN_STATUS_BITS,
+    encode_multikey,
+    encode_status_list,
+    set_status_bit,
+    status_bit,
+)
+from .keys import HR_AUTHORITY, body_for_authority, body_names, current_stamp, ensure_ca, load_stamp
+from .models import CertificateAuthority, Proof, Stamp, StatusList
+from .pdf import PdfLine, PdfProof, PdfRecord, render_and_sign
+
+__all__ = ["Urls", "issue_proof", "revoke_proof", "verify_credential"]
+
+
+def _xsd(instant: dt.datetime) -> str:
+    return instant.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where the public reaches this service; fixes the did:web identifiers and every published URL."""
+
+    base: str
+
+    @property
+    def did_prefix(self) -> str:
+        parts = urlsplit(self.base)
+        host = quote(parts.netloc, safe="")
+        path = [p for p in parts.path.split("/") if p]
+        return ":".join(["did:web", host, *path])
+
+    def did(self, body: str) -> str:
+        return f"{self.did_prefix}:issuers:{body}"
+
+    def did_document_url(self, body: str) -> str:
+        return f"{self.base}/issuers/{body}/did.json"
+
+    def status_list(self, body: str, list_no: int) -> str:
+        return f"{self.base}/v1/status-lists/{body}/{list_no}"
+
+    def proof(self, proof_id: uuid.UUID | str) -> str:
+        return f"{self.base}/v1/proofs/{proof_id}"
+
+    def pdf(self, proof_id: uuid.UUID | str) -> str:
+        return f"{self.base}/v1/proofs/{proof_id}/pdf"
+
+    def verify_page(self, proof_id: uuid.UUID | str) -> str:
+        return f"{self.base}/verify/{proof_id}"
+
+    def body_of(self, did: str) -> str | None:
+        prefix = f"{self.did_prefix}:issuers:"
+        return did[len(prefix):] if did.startswith(prefix) and ":" not in did[len(prefix):] else None
+
+
+# ---- stamping -----------------------------------------------------------------------------------
+
+async def _stamping_body(db: AsyncSession, principal: Principal, scope: str, field: str | None,
+                         regions: list[str]) -> tuple[str, str | None]:
+    """The body whose stamp the caller applies, or 403. Returns (body, field authority)."""
+    principal.require_staff("province_admin", "city_admin", "authority_reviewer")
+    actor = Actor(principal.role, principal.region, principal.authority)
+    if scope == "public":
+        if principal.role == "province_admin":
+            return PROVINCE, None
+        if principal.role == "city_admin" and any(governs_public_scope(actor, r) for r in regions):
+            return str(principal.region), None
+        raise Forbidden("public-subject proofs are stamped by the HR bureau of the person's unit, or the province",
+                        rule="out-of-scope")
+    stamped_by = await db.scalar(sa.text("SELECT stamped_by FROM catalog.published_fields WHERE code = :c"),
+                                 {"c": field})
+    if stamped_by is None:
+        raise InvalidInput(f"unknown field {field!r}", rule="field-unknown", field="field")
+    if not governs_field(actor, stamped_by, HR_AUTHORITY):
+        raise Forbidden(f"field {field} is stamped by authority {stamped_by}", rule="out-of-scope")
+    return body_for_authority(stamped_by), stamped_by
+
+
+async def _allocate_status(db: AsyncSession, body: str) -> tuple[int, int]:
+    row = await db.scalar(sa.select(StatusList).where(StatusList.body == body)
+                          .order_by(StatusList.list_no.desc()).limit(1).with_for_update())
+    if row is None or row.next_index >= MIN_STATUS_BITS:
+        list_no = 1 if row is None else row.list_no + 1
+        row = StatusList(body=body, list_no=list_no, bits=bytes(MIN_STATUS_BITS // 8), next_index=0)
+        db.add(row)
+        await db.flush()
+        row = await db.scalar(sa.select(StatusList).where(StatusList.body == body, StatusList.list_no == list_no)
+                              .with_for_update())
+    # A random slot, not the next one: the index must not reveal how many proofs a body issued.
+    taken = set((await db.scalars(sa.select(Proof.status_index).where(
+        Proof.body == body, Proof.status_list_no == row.list_no))).all())
+    while True:
+        index = secrets.randbelow(MIN_STATUS_BITS)
+        if index not in taken:
+            break
+    row.next_index += 1
+    return row.list_no, index
+
+
+async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, secret: bytes, urls: Urls, *,
+                      id_number: str, year: int, scope: str, field: str | None) -> dict[str, Any]:
+    if scope == "professional" and not field:
+        raise InvalidInput("a professional proof names its field", rule="required", field="field")
+    if scope == "public" and field:
+        raise InvalidInput("a public-subject proof names no field", rule="field-not-allowed", field="field")
+    person_hash = keys.lookup_hash(id_number)
+    query = sa.text("""
+        SELECT r.id, r.id_masked, r.person_name, r.topic, r.field, r.credited_hours, r.unit_region,
+               r.first_sitting, r.last_sitting, c.title AS course_title, b.unit_name AS base_name
+        FROM hours_ledger.published_records r
+        LEFT JOIN catalog.published_courses c ON c.id = r.course_id
+        LEFT JOIN catalog.published_bases b ON b.id = r.base_id
+        WHERE r.person_hash = :h AND r.year = :y AND r.category = :cat AND NOT r.reversed
+          AND (CAST(:f AS text) IS NULL OR r.field = CAST(:f AS text))
+        ORDER BY r.first_sitting""")
+    records = (await db.execute(query, {"h": person_hash, "y": year, "cat": scope,
+                                        "f": field if scope == "professional" else None})).all()
+    body, _ = await _stamping_body(db, principal, scope, field, [r.unit_region for r in records])
+    credited = sum(r.credited_hours for r in records)
+    if not records or credited == 0:
+        raise InvalidInput("the ledger holds no credited 学时 for this person, year and scope", rule="nothing-to-stamp",
+                           field="id_number")
+
+    stamp_row = await current_stamp(db, body)
+    if stamp_row is None:
+        raise Conflict(f"body {body} has no stamp yet; create it with `xueshi stamps create {body}`",
+                       rule="stamp-missing")
+    stamp = load_stamp(stamp_row, secret)
+    ca = await db.get(CertificateAuthority, 1)
+    assert ca is not None
+
+    if scope == "public":
+        topics = (await db.execute(sa.text(
+            "SELECT code, title, hours FROM catalog.published_topics WHERE year = :y ORDER BY code"),
+            {"y": year})).all()
+        plan_hours = await db.scalar(sa.text("SELECT required_hours FROM catalog.published_plans WHERE year = :y"),
+                                     {"y": year})
+        per_topic: dict[str, int] = {}
+        for r in records:
+            per_topic[r.topic] = per_topic.get(r.topic, 0) + r.credited_hours
+        lines = tuple(Line(t.code, t.title, per_topic.get(t.code, 0), t.hours) for t in topics)
+        available = int(plan_hours or credited)
+        title = f"{year}年度专业技术人员继续教育公需科目学时证明"
+        scope_label = "公需科目"
+    else:
+        field_name = await db.scalar(sa.text("SELECT name FROM catalog.published_fields WHERE code = :c"),
+                                     {"c": field})
+        lines = (Line(str(field), str(field_name), credited),)
+        available = credited
+        title = f"{year}年度专业技术人员继续教育专业科目（{field_name}）学时证明"
+        scope_label = f"专业科目：{field_name}"
+
+    proof_id = uuid.uuid4()
+    list_no, index = await _allocate_status(db, body)
+    now = dt.datetime.now(dt.UTC)
+    salt = secrets.token_hex(16)
+    person_name, masked = records[0].person_name, records[0].id_masked
+    evidence = tuple(Evidence(str(r.id), r.course_title or "", r.credited_hours, r.base_name or "",
+                              f"{r.first_sitting.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d}")
+                     for r in records)
+    facts = ProofFacts(
+        proof_url=urls.proof(proof_id), issuer_did=urls.did(body), issuer_name=stamp.name, year=year, scope=scope,
+        field=field, title=title, name=person_name, masked_id=masked, id_salt=salt, id_hash=id_hash(id_number, salt),
+        credited_hours=credited, available_hours=available, lines=lines, evidence=evidence, issued_at=_xsd(now),
+        status_list_url=urls.status_list(body, list_no), status_index=index)
+    credential = build_credential(facts)
+    # Refuse to sign anything whose JSON-LD expansion would drop a term: unsigned data could be forged.
+    jsonld.check_fully_defined(credential)
+    signed = await asyncio.to_thread(integrity.sign, credential, stamp.signing,
+                                     f"{urls.did(body)}#key-{stamp.version}", _xsd(now), jsonld.canonicalize)
+    pdf = await asyncio.to_thread(render_and_sign, PdfProof(
+        proof_id=str(proof_id), issuer_name=stamp.name, name=person_name, masked_id=masked, year=year,
+        scope_label=scope_label, credited_hours=credited,
+        lines=tuple(PdfLine(f"{ln.code}. {ln.name}" if scope == "public" else ln.name, ln.hours, ln.allotment)
+                    for ln in lines),
+        records=tuple(PdfRecord(e.course, e.base, e.period, e.hours) for e in evidence),
+        issued_on=f"{now.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y年%m月%d日}",
+        verify_url=urls.verify_page(proof_id)),
+        orjson.dumps(signed, option=orjson.OPT_INDENT_2), stamp, ca.cert_pem)
+    db.add(Proof(id=proof_id, body=body, stamp_version=stamp.version, person_hash=person_hash, year=year,
+                 scope=scope, field=field, credited_hours=credited, record_ids=[str(r.id) for r in records],
+                 credential=signed, pdf=pdf, status_list_no=list_no, status_index=index, created_by=principal.id))
+    await db.flush()
+    return {"proof_id": proof_id, "credential": signed, "pdf_url": urls.pdf(proof_id),
+            "verify_url": urls.verify_page(proof_id)}
+
+
+async def get_proof(db: AsyncSession, proof_id: uuid.UUID) -> Proof:
+    proof = await db.get(Proof, proof_id)
+    if proof is None:
+        raise NotFound("no such proof", rule="proof-not-found")
+    return proof
+
+
+async def revoke_proof(db: AsyncSession, principal: Principal, proof_id: uuid.UUID, reason: str) -> Proof:
+    principal.require_staff("province_admin", "city_admin", "authority_reviewer")
+    proof = await db.scalar(sa.select(Proof).where(Proof.id == proof_id).with_for_update())
+    if proof is None:
+        raise NotFound("no such proof", rule="proof-not-found")
+    allowed = {
+        "province_admin": proof.body == PROVINCE,
+        "city_admin": proof.body == principal.region,
+        "authority_reviewer": principal.authority is not None and proof.body == body_for_authority(principal.authority),
+    }.get(principal.role or "", False)
+    if not allowed:
+        raise Forbidden("only staff of the body that stamped a proof may revoke it", rule="out-of-scope")
+    if proof.revoked_at is not None:
+        raise Conflict("the proof is already revoked", rule="already-revoked")
+    status = await db.scalar(sa.select(StatusList).where(
+        StatusList.body == proof.body, StatusList.list_no == proof.status_list_no).with_for_update())
+    bits = bytearray(status.bits)
+    set_status_bit(bits, proof.status_index)
+    status.bits, status.updated_at = bytes(bits), sa.func.now()
+    proof.revoked_at, proof.revoked_by, proof.revocation_reason = sa.func.now(), principal.id, reason
+    await db.flush()
+    await db.refresh(proof)
+    return proof
+
+
+# ---- published documents ------------------------------------------------------------------------
+
+async def did_document(db: AsyncSession, urls: Urls, body: str) -> dict[str, Any]:
+    stamps = (await db.scalars(sa.select(Stamp).where(Stamp.body == body).order_by(Stamp.version))).all()
+    if not stamps:
+        raise NotFound(f"no stamping body {body}", rule="issuer-not-found")
+    did = urls.did(body)
+    methods = [{"id": f"{did}#key-{s.version}", "type": "Multikey", "controller": did,
+                "publicKeyMultibase": encode_multikey(s.ed25519_public)} for s in stamps]
+    return {"@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"], "id": did,
+            "alsoKnownAs": [stamps[-1].name], "verificationMethod": methods,
+            "assertionMethod": [m["id"] for m in methods]}
+
+
+async def status_list_document(db: AsyncSession, secret: bytes, urls: Urls, body: str, list_no: int) -> dict[str, Any]:
+    row = await db.get(StatusList, (body, list_no))
+    if row is None:
+        raise NotFound("no such status list", rule="status-list-not-found")
+    stamp_row = await current_stamp(db, body)
+    assert stamp_row is not None
+    stamp = load_stamp(stamp_row, secret)
+    url = urls.status_list(body, list_no)
+    doc = status_list_credential(url, urls.did(body), encode_status_list(row.bits), _xsd(row.updated_at))
+    return await asyncio.to_thread(integrity.sign, doc, stamp.signing, f"{urls.did(body)}#key-{stamp.version}",
+                                   _xsd(row.updated_at), jsonld.canonicalize)
+
+
+async def ca_pem(db: AsyncSession, secret: bytes) -> str:
+    return (await ensure_ca(db, secret)).cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def ensure_stamps(db: AsyncSession, secret: bytes) -> list[str]:
+    """Create the first stamp of every body that has none (what `make run` does on a fresh install)."""
+    from .keys import create_stamp
+
+    created = []
+    for body, name in (await body_names(db)).items():
+        if await db.scalar(sa.select(Stamp.id).where(Stamp.body == body).limit(1)) is None:
+            await create_stamp(db, secret, body, name)
+            created.append(body)
+    return created
+
+
+# ---- verification -------------------------------------------------------------------------------
+
+def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"check": name, "ok": ok, "detail": detail}
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, id_number: str | None,
+                            now: dt.datetime) -> dict[str, Any]:
+    checks: list[dict[str, Any]] = []
+    if not isinstance(credential, dict):
+        checks.append(_check("format", False, "a credential is a JSON object"))
+        return {"verified": False, "revoked": False, "issuer": None, "credits": None, "checks": checks}
+
+    issuer = credential.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    issuer_name = issuer.get("name") if isinstance(issuer, dict) else None
+    body = urls.body_of(str(issuer_id or ""))
+    proof = credential.get("proof") if isinstance(credential.get("proof"), dict) else {}
+    method = str(proof.get("verificationMethod", ""))
+    stamp: Stamp | None = None
+    if body is not None and method.startswith(f"{issuer_id}#key-"):
+        try:
+            version = int(method.rsplit("#key-", 1)[1])
+        except ValueError:
+            version = -1
+        stamp = await db.scalar(sa.select(Stamp).where(Stamp.body == body, Stamp.version == version))
+    valid_from = _parse_time(credential.get("validFrom"))
+    if stamp is None:
+        checks.append(_check("issuer", False, "the issuer or its key is not a stamp published by this registry"))
+    elif valid_from is None or valid_from < stamp.created_at.replace(microsecond=0) - dt.timedelta(seconds=1):
+        checks.append(_check("issuer", False, "the credential claims a date before the issuer's key existed"))
+    else:
+        checks.append(_check("issuer", True, f"{stamp.name} ({issuer_id}), key version {stamp.version}"))
+
+    if stamp is not None:
+        try:
+            jsonld.check_fully_defined(credential)
+            ok, detail = await asyncio.to_thread(integrity.verify, credential,
+                                                 Ed25519PublicKey.from_public_bytes(stamp.ed25519_public),
+                                                 jsonld.canonicalize)
+        except jsonld.UndefinedTerms as exc:
+            ok, detail = False, f"the credential holds data its signature cannot cover: {exc}"
+        except Exception as exc:  # malformed JSON-LD of any kind is a failed proof, not a 500
+            ok, detail = False, f"the credential is not valid JSON-LD: {type(exc).__name__}"
+        checks.append(_check("proof", ok, detail))
+    else:
+        checks.append(_check("proof", False, "no trusted key to check the signature with"))
+
+    valid_until = _parse_time(credential.get("validUntil")) if credential.get("validUntil") else None
+    if valid_from is None:
+        checks.append(_check("validity", False, "validFrom is missing or not a date-time with offset"))
+    elif now < valid_from:
+        checks.append(_check("validity", False, "not valid yet"))
+    elif valid_until is not None and now > valid_until:
+        checks.append(_check("validity", False, "expired"))
+    else:
+        checks.append(_check("validity", True, f"valid from {valid_from.isoformat()}"))
+
+    revoked = False
+    entry = credential.get("credentialStatus") if isinstance(credential.get("credentialStatus"), dict) else None
+    if entry is None or body is None:
+        checks.append(_check("status", False, "no status entry of this registry"))
+    else:
+        list_url = str(entry.get("statusListCredential", ""))
+        prefix = urls.status_list(body, 0)[:-1]
+        try:
+            list_no, index = int(list_url[len(prefix):]), int(entry.get("statusListIndex", -1))
+        except ValueError:
+            list_no, index = -1, -1
+        row = await db.get(StatusList, (body, list_no)) if list_url.startswith(prefix) else None
+        if row is None or not 0 <= index < len(row.bits) * 8:
+            checks.append(_check("status", False, "the status list entry does not exist"))
+        else:
+            revoked = status_bit(row.bits, index)
+            checks.append(_check("status", not revoked, "revoked by the issuer" if revoked else "not revoked"))
+
+    if id_number is not None:
+        subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
+        hashed = [i for i in subject.get("identifier", []) if isinstance(i, dict) and i.get("hashed") is True]
+        match = any(i.get("identityHash") == id_hash(id_number, str(i.get("salt", ""))) for i in hashed)
+        checks.append(_check("holder", match, "the ID number matches the holder" if match
+                             else "the ID number does not match the holder"))
+
+    subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
+    verified = all(c["ok"] for c in checks)
+    return {"verified": verified, "revoked": revoked,
+            "issuer": {"id": issuer_id, "name": issuer_name} if issuer_id else None,
+            "credits": subject.get("creditsEarned"), "checks": checks}
+
+
+def public_view(proof: Proof) -> dict[str, Any]:
+    """What the public page may show: never the unmasked ID number (it is not even stored)."""
+    subject = proof.credential["credentialSubject"]
+    ids = {i["identityType"]: i for i in subject["identifier"]}
+    return {
+        "proof_id": str(proof.id), "title": proof.credential["name"], "issuer": proof.credential["issuer"]["name"],
+        "name": ids["name"]["identityHash"], "masked_id": ids["identifier"]["identityHash"],
+        "year": proof.year, "credits": subject["creditsEarned"], "revoked": proof.revoked_at is not None,
+        "revocation_reason": proof.revocation_reason, "issued": proof.credential["validFrom"],
+        "lines": [(d["name"], r["value"]) for d, r in zip(subject["achievement"]["resultDescription"],
+                                                          subject["result"], strict=False)],
+    }
+
