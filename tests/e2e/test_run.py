@@ -33,7 +33,11 @@ def environment(ports: list[int], database_url: str | None = None) -> dict[str, 
     env.update(XUESHI_CATALOG_PORT=str(ports[0]), XUESHI_LEDGER_PORT=str(ports[1]),
                XUESHI_VERIFICATION_PORT=str(ports[2]))
     if database_url:
+        # The shared test database keeps its stamps across tests: they are sealed with the tests' master key.
+        from tests.conftest import TEST_PII_KEY
+
         env["DATABASE_URL"] = database_url
+        env["XUESHI_PII_KEY"] = TEST_PII_KEY
     return env
 
 

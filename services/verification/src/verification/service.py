@@ -391,7 +391,8 @@ def public_view(proof: Proof) -> dict[str, Any]:
         "proof_id": str(proof.id), "title": proof.credential["name"], "issuer": proof.credential["issuer"]["name"],
         "name": ids["name"]["identityHash"], "masked_id": ids["identifier"]["identityHash"],
         "year": proof.year, "credits": subject["creditsEarned"], "revoked": proof.revoked_at is not None,
-        "revocation_reason": proof.revocation_reason, "issued": proof.credential["validFrom"],
+        "revocation_reason": proof.revocation_reason,
+        "issued": f"{proof.created_at.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d %H:%M}（北京时间）",
         "lines": [(d["name"], r["value"]) for d, r in zip(subject["achievement"]["resultDescription"],
                                                           subject["result"], strict=False)],
     }

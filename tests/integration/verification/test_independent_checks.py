@@ -1,0 +1,162 @@
+"""Proofs checked by standard, independent tools, offline: Digital Bazaar's VC verifier (npm), poppler's
+pdfsig against the deployment CA (NSS), and the public page rendered in headless Chromium.
+
+The tools are installed by the tests (tests/support/tools.py); a test skips, printing why, only where
+they cannot be installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from verification.app import create_app as create_verification
+
+from tests.support.tools import debian_tool, npm_verifier
+
+OUTPUT = Path(__file__).resolve().parents[3] / "test-output"
+
+
+async def stamp(verification, staff, person) -> dict:
+    response = await verification.post("/v1/proofs", json={"id_number": person, "year": 2026, "scope": "public"},
+                                       headers=staff.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def node_verify(tmp_path: Path, credential: dict, documents: dict) -> dict:
+    script = npm_verifier()
+    path = tmp_path / f"input-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps({"credential": credential, "documents": documents}, ensure_ascii=False))
+    proc = subprocess.run(["node", str(script), str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+async def test_digital_bazaar_verifies_the_credential_and_sees_revocation(verification, fuzhou, studied, tmp_path):
+    proof = await stamp(verification, fuzhou, studied)
+    credential = proof["credential"]
+    did = (await verification.get("/issuers/350100/did.json")).json()
+    list_url = credential["credentialStatus"]["statusListCredential"]
+    status_path = "/v1/status-lists/" + list_url.split("/v1/status-lists/")[1]
+
+    async def documents() -> dict:
+        return {did["id"]: did, list_url: (await verification.get(status_path)).json()}
+
+    result = node_verify(tmp_path, credential, await documents())
+    assert result == {"verified": True, "error": None, "statusRevoked": False}
+
+    forged = copy.deepcopy(credential)
+    forged["credentialSubject"]["creditsEarned"] = 30
+    assert node_verify(tmp_path, forged, await documents())["verified"] is False
+    one_byte = json.loads(json.dumps(credential).replace('"valid', '"vaLid', 1))
+    assert node_verify(tmp_path, one_byte, await documents())["verified"] is False
+
+    await verification.post(f"/v1/proofs/{proof['proof_id']}/revocation", json={"reason": "核查撤销"},
+                            headers=fuzhou.headers)
+    revoked = node_verify(tmp_path, credential, await documents())
+    assert revoked["verified"] is True and revoked["statusRevoked"] is True  # the signature stays good; status says revoked
+
+
+async def test_the_status_list_credential_verifies_independently(verification, fuzhou, studied, tmp_path):
+    credential = (await stamp(verification, fuzhou, studied))["credential"]
+    did = (await verification.get("/issuers/350100/did.json")).json()
+    list_url = credential["credentialStatus"]["statusListCredential"]
+    status_list = (await verification.get("/v1/status-lists/" + list_url.split("/v1/status-lists/")[1])).json()
+    assert node_verify(tmp_path, status_list, {did["id"]: did})["verified"] is True
+
+
+def pdfsig_report(pdf: Path, ca_pem: str, workdir: Path) -> str:
+    pdfsig = debian_tool("pdfsig", "poppler-utils")
+    certutil = debian_tool("certutil", "libnss3-tools")
+    nss = workdir / "nss"
+    if not nss.exists():
+        nss.mkdir()
+        (workdir / "ca.pem").write_text(ca_pem)
+        subprocess.run([certutil, "-N", "-d", f"sql:{nss}", "--empty-password"], check=True, capture_output=True)
+        subprocess.run([certutil, "-A", "-d", f"sql:{nss}", "-n", "xueshi-ca", "-t", "CT,C,C", "-a", "-i",
+                        str(workdir / "ca.pem")], check=True, capture_output=True)
+    # pdfsig exits 0 even on a digest mismatch: its text is the verdict.
+    proc = subprocess.run([pdfsig, "-nssdir", f"sql:{nss}", str(pdf)], capture_output=True, text=True, timeout=60)
+    return proc.stdout + proc.stderr
+
+
+async def test_pdfsig_finds_the_signature_valid_and_trusted_and_a_changed_byte_breaks_it(
+        verification, fuzhou, studied, tmp_path):
+    proof = await stamp(verification, fuzhou, studied)
+    pdf = (await verification.get(f"/v1/proofs/{proof['proof_id']}/pdf")).content
+    ca_pem = (await verification.get("/v1/trust/ca.pem")).text
+    good = tmp_path / "proof.pdf"
+    good.write_bytes(pdf)
+    report = pdfsig_report(good, ca_pem, tmp_path)
+    assert "Signature is Valid." in report and "Certificate is Trusted." in report, report
+    assert "福州市人力资源和社会保障局" in report
+
+    detach = debian_tool("pdfdetach", "poppler-utils")
+    listing = subprocess.run([detach, "-list", str(good)], capture_output=True, text=True).stdout
+    assert "credential.json" in listing
+    subprocess.run([detach, "-save", "1", "-o", str(tmp_path / "embedded.json"), str(good)], check=True)
+    assert json.loads((tmp_path / "embedded.json").read_text()) == proof["credential"]
+
+    # Change one byte inside the signed content (the page's title string is in the first signed range).
+    index = pdf.index(b"/Title")
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(pdf[:index + 1] + bytes([pdf[index + 1] ^ 0x01]) + pdf[index + 2:])
+    report = pdfsig_report(tampered, ca_pem, tmp_path)
+    assert "Signature is Valid." not in report, report
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_public_page_renders_in_headless_chromium(settings, verification, fuzhou, studied):
+    chromium = None
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        try:
+            chromium = debian_tool(name, "chromium") if name == "chromium" else None
+        except pytest.skip.Exception:
+            chromium = None
+        if chromium:
+            break
+    if chromium is None:
+        pytest.skip("chromium could not be installed")
+    proof = await stamp(verification, fuzhou, studied)
+
+    port = _free_port()
+    config = uvicorn.Config(create_verification(settings), host="127.0.0.1", port=port, log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+        OUTPUT.mkdir(exist_ok=True)
+        shot = OUTPUT / "verify-page.png"
+        if shot.exists():
+            shot.unlink()
+        proc = await asyncio.to_thread(subprocess.run, [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=412,915", f"--screenshot={shot}", f"http://127.0.0.1:{port}/verify/{proof['proof_id']}"],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(OUTPUT)))
+        assert shot.exists() and shot.stat().st_size > 5_000, proc.stderr[-2000:]
+        print(f"screenshot: {shot}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
