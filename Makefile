@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/xueshi run
 
 test: $(STAMP)
-	$(BIN)/ruff check services tests
+	$(BIN)/ruff check services tests bench tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -31,7 +31,7 @@ openapi: $(STAMP)
 	$(BIN)/xueshi openapi
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests
+	$(BIN)/ruff check services tests bench tools
 
 clean-data:
 	rm -rf .data

@@ -12,7 +12,12 @@ from verification import jsonld
 from verification.domain import integrity
 from verification.domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash
 from verification.domain.encoding import (
-    MIN_STATUS_BITS, decode_multikey, decode_status_list, encode_multikey, encode_status_list, set_status_bit,
+    MIN_STATUS_BITS,
+    decode_multikey,
+    decode_status_list,
+    encode_multikey,
+    encode_status_list,
+    set_status_bit,
     status_bit,
 )
 from verification.service import Urls
