@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/proofs.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade
