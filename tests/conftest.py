@@ -23,8 +23,9 @@ TEST_PII_KEY = base64.b64encode(b"xueshi test key, never in prod!!").decode()
 MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
-    "hours_ledger.records", "hours_ledger.people",
+    "hours_ledger.seminar_trainees", "hours_ledger.records", "hours_ledger.people",
     "verification.proofs", "verification.status_lists",
+    "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 

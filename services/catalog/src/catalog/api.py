@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.web import CurrentPrincipal, DbSession
 
-from . import schemas, service
+from . import schemas, seminars, service
 
 router = APIRouter()
 YearPath = Annotated[int, Path(ge=2000, le=2100)]
@@ -174,3 +174,49 @@ async def withdraw_course(course_id: uuid.UUID, body: schemas.ReasonIn, principa
                           session: DbSession) -> dict:
     course = await service.withdraw_course(session, principal, course_id, body.reason)
     return await service.course_out(session, course)
+
+
+# ---- advanced seminars --------------------------------------------------------------------------
+
+
+@router.get("/v1/seminar-plans/{year}", tags=["seminars"], summary="A year's seminar plan and its rules (public)")
+async def seminar_plan(year: YearPath, session: DbSession) -> dict:
+    return await seminars.plan_out(session, year)
+
+
+@router.post("/v1/seminars", status_code=201, response_model=schemas.SeminarCreated, tags=["seminars"],
+             summary="Register an advanced-seminar project (province_admin); 422 names the rule it breaks")
+async def register_seminar(body: schemas.SeminarIn, principal: CurrentPrincipal, session: DbSession) -> dict:
+    seminar = await seminars.register(session, principal, body)
+    return {"id": seminar.id, "warnings": seminar.warnings}
+
+
+@router.get("/v1/seminars", response_model=list[schemas.SeminarOut], tags=["seminars"], summary="Seminars (staff)")
+async def list_seminars(principal: CurrentPrincipal, session: DbSession,
+                        year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> list[dict]:
+    return [seminars.out(s) for s in await seminars.list_seminars(session, principal, year)]
+
+
+@router.get("/v1/seminars/{seminar_id}", response_model=schemas.SeminarOut, tags=["seminars"],
+            summary="One seminar (staff, or its organising base)")
+async def get_seminar(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return seminars.out(await seminars.get(session, principal, seminar_id))
+
+
+@router.patch("/v1/seminars/{seminar_id}", response_model=schemas.SeminarOut, tags=["seminars"], responses=_problems,
+              summary="Change a project (province_admin); after approval with a written reason, kept in its history")
+async def change_seminar(seminar_id: uuid.UUID, body: schemas.SeminarChangeIn, principal: CurrentPrincipal,
+                         session: DbSession) -> dict:
+    return seminars.out(await seminars.change(session, principal, seminar_id, body))
+
+
+@router.get("/v1/seminars/{seminar_id}/history", response_model=list[schemas.SeminarChangeOut], tags=["seminars"],
+            summary="Every change to a project, with its reason")
+async def seminar_history(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> list:
+    return await seminars.history(session, principal, seminar_id)
+
+
+@router.post("/v1/seminars/{seminar_id}/approval", response_model=schemas.SeminarOut, tags=["seminars"],
+             responses=_problems, summary="Approve a project; a base-organised one gets its attendance course")
+async def approve_seminar(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return seminars.out(await seminars.approve(session, principal, seminar_id))

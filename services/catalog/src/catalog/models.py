@@ -182,3 +182,54 @@ class CourseReview(Base):
     comment: Mapped[str | None] = mapped_column(sa.Text)
     recorded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     recorded_at: Mapped[dt.datetime] = _created_at()
+
+
+class SeminarPlan(Base):
+    """A year's advanced-seminar plan: its rules (numbers) and how many projects of each kind it planned."""
+
+    __tablename__ = "seminar_plans"
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    rules: Mapped[dict] = mapped_column(JSONB)
+    planned_projects: Mapped[dict] = mapped_column(JSONB)
+    closing_materials_months: Mapped[int] = mapped_column(sa.SmallInteger)
+    source: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Seminar(Base):
+    __tablename__ = "seminars"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    year: Mapped[int] = mapped_column(sa.SmallInteger, sa.ForeignKey("seminar_plans.year"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    title: Mapped[str] = mapped_column(sa.Text)
+    organizer: Mapped[str] = mapped_column(sa.Text)
+    organizer_base_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    fields: Mapped[list] = mapped_column(JSONB)
+    start_date: Mapped[dt.date] = mapped_column(sa.Date)
+    end_date: Mapped[dt.date] = mapped_column(sa.Date)
+    location: Mapped[str] = mapped_column(sa.Text)
+    trainees: Mapped[int] = mapped_column(sa.Integer)
+    online_trainees: Mapped[int] = mapped_column(sa.Integer)
+    staff: Mapped[int] = mapped_column(sa.Integer)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    budget_yuan: Mapped[int] = mapped_column(sa.Integer)
+    funding: Mapped[str] = mapped_column(sa.String(16))
+    plan_filed_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    # registered -> approved -> completed; or cancelled
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="registered")
+    course_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    warnings: Mapped[list] = mapped_column(JSONB, server_default="[]")
+    created_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[dt.datetime] = _created_at()
+
+
+class SeminarChange(Base):
+    """A change to a project: before and after, with the written reason (required once approved)."""
+
+    __tablename__ = "seminar_changes"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    seminar_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("seminars.id"), index=True)
+    changed_at: Mapped[dt.datetime] = _created_at()
+    changed_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    before: Mapped[dict] = mapped_column(JSONB)
+    after: Mapped[dict] = mapped_column(JSONB)

@@ -283,3 +283,83 @@ class CourseOut(BaseModel):
 class CourseCreated(BaseModel):
     id: uuid.UUID
     status: str
+
+
+# ---- advanced seminars --------------------------------------------------------------------------
+
+SeminarKind = Literal["national", "provincial_demonstration", "engineering", "provincial_ordinary"]
+Headcount = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class SeminarIn(StrictModel):
+    year: Year
+    kind: SeminarKind
+    title: Text
+    organizer: Annotated[str, Field(min_length=1, max_length=200, description=(
+        "The organising unit: an approved base's id (its key then uploads attendance) or a unit's name."))]
+    fields: Annotated[list[FieldCode], Field(min_length=1, max_length=20)]
+    start_date: dt.date
+    end_date: dt.date
+    location: Text
+    trainees: Headcount
+    online_trainees: Headcount = 0
+    staff: Headcount
+    mode: Literal["offline", "mixed"]
+    budget_yuan: Annotated[int, Field(ge=0, le=100_000_000)]
+    funding: Literal["fiscal", "self"]
+    plan_filed_on: dt.date | None = None
+
+
+class SeminarChangeIn(StrictModel):
+    """Any subset of the project's fields, and the written reason (required once the project is approved)."""
+
+    title: Text | None = None
+    fields: Annotated[list[FieldCode] | None, Field(min_length=1, max_length=20)] = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    location: Text | None = None
+    trainees: Headcount | None = None
+    online_trainees: Headcount | None = None
+    staff: Headcount | None = None
+    mode: Literal["offline", "mixed"] | None = None
+    budget_yuan: Annotated[int | None, Field(ge=0, le=100_000_000)] = None
+    funding: Literal["fiscal", "self"] | None = None
+    plan_filed_on: dt.date | None = None
+    reason: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+
+
+class SeminarCreated(BaseModel):
+    id: uuid.UUID
+    warnings: list[str]
+
+
+class SeminarOut(BaseModel):
+    id: uuid.UUID
+    year: int
+    kind: str
+    title: str
+    organizer: str
+    organizer_base_id: uuid.UUID | None
+    fields: list[str]
+    start_date: dt.date
+    end_date: dt.date
+    days: int
+    location: str
+    trainees: int
+    online_trainees: int
+    staff: int
+    mode: str
+    budget_yuan: int
+    funding: str
+    plan_filed_on: dt.date | None
+    status: str
+    course_id: uuid.UUID | None
+    warnings: list[str]
+
+
+class SeminarChangeOut(BaseModel):
+    changed_at: dt.datetime
+    changed_by: uuid.UUID
+    reason: str | None
+    before: dict
+    after: dict

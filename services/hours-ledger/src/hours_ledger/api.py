@@ -13,7 +13,7 @@ from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession
 
-from . import schemas, service
+from . import schemas, seminars, service
 
 router = APIRouter(tags=["ledger"])
 _problems = {409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
@@ -83,3 +83,12 @@ async def transcript(
             summary="Re-check every person's hash chain (auditor, province_admin)")
 async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict:
     return await service.check_integrity(session, principal)
+
+
+@router.post("/v1/seminars/{seminar_id}/attendance", response_model=schemas.BatchOut, tags=["seminars"],
+             summary="The organising base uploads trainees and their daily sign-in/sign-out; each becomes a record")
+async def seminar_attendance(seminar_id: uuid.UUID, body: schemas.AttendanceIn, request: Request,
+                             principal: CurrentPrincipal) -> dict:
+    results = await seminars.upload_attendance(request.app.state.sessions, principal, request.app.state.pii_keys,
+                                               seminar_id, body.trainees, now())
+    return {"results": results}

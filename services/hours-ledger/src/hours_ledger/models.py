@@ -125,3 +125,15 @@ class Entry(Base):
         sa.UniqueConstraint("person_id", "seq", name="entries_seq_per_person"),
         sa.CheckConstraint("kind IN ('credit', 'reversal')", name="kind"),
     )
+
+
+class SeminarTrainee(Base):
+    """A seminar's roster line: who attended, their title level, the completion assessment, the record."""
+
+    __tablename__ = "seminar_trainees"
+    seminar_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"), primary_key=True)
+    title_level: Mapped[str] = mapped_column(sa.String(16))
+    assessment_passed: Mapped[bool | None] = mapped_column(sa.Boolean)
+    record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

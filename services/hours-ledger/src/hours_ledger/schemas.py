@@ -179,3 +179,23 @@ class IntegrityOut(BaseModel):
     entries_checked: int
     people_checked: int
     problems: list[IntegrityProblem]
+
+
+class AttendanceDay(StrictModel):
+    started_at: Instant = Field(description="Sign-in.")
+    ended_at: Instant = Field(description="Sign-out.")
+
+
+class SeminarTraineeIn(StrictModel):
+    id_type: IdType
+    id_number: Annotated[str, Field(min_length=5, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    title_level: Literal["senior", "deputy_senior", "intermediate", "junior", "none"] = Field(
+        description="职称级别: 正高, 副高, 中级, 初级, none.")
+    unit: Unit
+    days: Annotated[list[AttendanceDay], Field(min_length=1, max_length=31)]
+    assessment_passed: bool | None = Field(default=None, description="National seminars: the completion assessment.")
+
+
+class AttendanceIn(StrictModel):
+    trainees: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]

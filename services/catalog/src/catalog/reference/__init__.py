@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..models import Authority, Field, Plan, Topic
+from ..models import Authority, Field, Plan, SeminarPlan, Topic
 
-__all__ = ["HR_AUTHORITY", "authorities_document", "load", "plans_document", "source_text"]
+__all__ = ["HR_AUTHORITY", "authorities_document", "load", "plans_document", "seminar_plans_document", "source_text"]
 
 # 省人社厅: manages the fields other authorities delegate to it (annex 2).
 HR_AUTHORITY = "A12"
@@ -40,6 +40,11 @@ def authorities_document() -> dict[str, Any]:
 @cache
 def plans_document() -> dict[str, Any]:
     return json.loads(_read("plans.json"))
+
+
+@cache
+def seminar_plans_document() -> dict[str, Any]:
+    return json.loads(_read("seminar_plans.json"))
 
 
 def source_text(name: str) -> str:
@@ -75,3 +80,8 @@ async def load(conn: AsyncConnection) -> None:
             await conn.execute(
                 insert(Topic).values(tv).on_conflict_do_update(index_elements=["year", "code"], set_=tv))
 
+    for sp in seminar_plans_document()["plans"]:
+        values = {"year": sp["year"], "rules": sp["rules"], "planned_projects": sp["planned_projects"],
+                  "closing_materials_months": sp["closing_materials_months"], "source": sp["source"]}
+        await conn.execute(insert(SeminarPlan).values(values).on_conflict_do_update(index_elements=["year"],
+                                                                                    set_=values))
