@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import (
-    approved_base, approved_course, make_staff, online_sitting, professional_form, record_body, ric, uscc,
+    approved_base,
+    approved_course,
+    make_staff,
+    online_sitting,
+    professional_form,
+    record_body,
+    ric,
+    uscc,
 )
 from tests.support.http import assert_problem
 
