@@ -25,7 +25,7 @@ MUTABLE_TABLES = [
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
     "hours_ledger.seminar_trainees", "hours_ledger.records", "hours_ledger.people",
     "verification.proofs", "verification.status_lists",
-    "catalog.seminar_changes", "catalog.seminars",
+    "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 

@@ -150,3 +150,53 @@ async def test_only_the_organising_base_uploads_and_only_for_approved_seminars(c
     await catalog.post(f"/v1/seminars/{seminar_id}/approval", headers=admin.headers)
     assert_problem(await ledger.post(f"/v1/seminars/{seminar_id}/attendance", json=body, headers=stranger.headers),
                    403, "other-base")
+
+
+async def test_closing_materials_checklist_flags_late_subsidised_projects(catalog, admin):
+    demo = project(kind="provincial_demonstration", trainees=30, staff=3, end_date="2025-09-04",
+                   budget_yuan=50000, plan_filed_on="2025-07-01")
+    seminar_id = (await catalog.post("/v1/seminars", json=demo, headers=admin.headers)).json()["id"]
+    for item, day in (("notice", "2025-08-20"), ("summary", "2025-10-04"), ("settlement", "2025-10-05")):
+        r = await catalog.post(f"/v1/seminars/{seminar_id}/materials", json={"item": item, "submitted_on": day},
+                               headers=admin.headers)
+        assert r.status_code == 204
+    checklist = (await catalog.get(f"/v1/seminars/{seminar_id}/materials", headers=admin.headers)).json()
+    assert checklist["due"] == "2025-10-04"  # one month after the end
+    assert "settlement" in checklist["overdue"] and "summary" not in checklist["overdue"]
+    assert "roster" in checklist["missing"] and "roster" in checklist["overdue"]  # today is long past the due day
+    assert checklist["subsidy_eligible"] is False
+    assert_problem(await catalog.post(f"/v1/seminars/{seminar_id}/materials",
+                                      json={"item": "selfie", "submitted_on": "2025-09-05"}, headers=admin.headers), 422)
+
+
+async def test_survey_statistics_per_project(catalog, admin):
+    seminar_id = (await catalog.post("/v1/seminars", json=project(), headers=admin.headers)).json()["id"]
+    responses = [{"answers": {"overall": "satisfied", "content": "satisfied"}},
+                 {"answers": {"overall": "fairly_satisfied", "content": "dissatisfied"}, "comment": "时间太紧"},
+                 {"answers": {"overall": "dissatisfied"}}]
+    added = await catalog.post(f"/v1/seminars/{seminar_id}/survey-responses", json={"responses": responses},
+                               headers=admin.headers)
+    assert added.status_code == 201 and added.json() == {"added": 3}
+    stats = (await catalog.get(f"/v1/seminars/{seminar_id}/survey", headers=admin.headers)).json()
+    assert stats["responses"] == 3
+    assert stats["items"]["overall"]["satisfaction_rate"] == round(2 / 3, 4)
+    assert stats["items"]["content"]["answered"] == 2
+    bad = await catalog.post(f"/v1/seminars/{seminar_id}/survey-responses",
+                             json={"responses": [{"answers": {"overall": "meh"}}]}, headers=admin.headers)
+    assert_problem(bad, 422)
+
+
+async def test_the_year_overview_counts_and_exports_csv(catalog, admin, auditor):
+    await catalog.post("/v1/seminars", json=project(), headers=admin.headers)
+    ordinary = project(kind="provincial_ordinary", trainees=40, staff=3, end_date="2025-09-04", plan_filed_on=None,
+                       funding="self", budget_yuan=80000)
+    await catalog.post("/v1/seminars", json=ordinary, headers=admin.headers)
+    data = (await catalog.get("/v1/seminar-overview/2025", headers=auditor.headers)).json()
+    assert data["by_kind"]["national"] == {"planned": 4, "registered": 1}
+    assert data["by_kind"]["provincial_ordinary"] == {"planned": 71, "registered": 1}
+    assert data["trainees"] == 90 and data["budget_yuan"] == 185000 and data["fiscal_budget_yuan"] == 105000
+    assert data["by_status"]["registered"] == 2 and data["overdue_items"] == 18
+    csv = await catalog.get("/v1/seminar-overview/2025?format=csv", headers=auditor.headers)
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.lstrip("\ufeff").strip().split("\r\n")
+    assert lines[0].startswith("id,kind,title") and len(lines) == 3

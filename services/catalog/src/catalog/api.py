@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
 from xueshi_shared.schemas import ProblemDocument
+from xueshi_shared.timekeeping import today
 from xueshi_shared.web import CurrentPrincipal, DbSession
 
 from . import schemas, seminars, service
@@ -220,3 +222,43 @@ async def seminar_history(seminar_id: uuid.UUID, principal: CurrentPrincipal, se
              responses=_problems, summary="Approve a project; a base-organised one gets its attendance course")
 async def approve_seminar(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
     return seminars.out(await seminars.approve(session, principal, seminar_id))
+
+
+@router.post("/v1/seminars/{seminar_id}/materials", status_code=204, tags=["seminars"],
+             summary="Record a closing material as submitted (organising base, or province_admin)")
+async def record_material(seminar_id: uuid.UUID, body: schemas.MaterialIn, principal: CurrentPrincipal,
+                          session: DbSession) -> Response:
+    await seminars.record_material(session, principal, seminar_id, body.item, body.submitted_on)
+    return Response(status_code=204)
+
+
+@router.get("/v1/seminars/{seminar_id}/materials", tags=["seminars"],
+            summary="Closing-materials checklist: missing, overdue, subsidy eligibility")
+async def materials(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return await seminars.checklist(session, await seminars.get(session, principal, seminar_id), today())
+
+
+@router.post("/v1/seminars/{seminar_id}/survey-responses", status_code=201, tags=["seminars"],
+             summary="Trainees' satisfaction answers (annex 2), collected by the organising base")
+async def add_survey(seminar_id: uuid.UUID, body: schemas.SurveyIn, principal: CurrentPrincipal,
+                     session: DbSession) -> dict:
+    count = await seminars.add_survey_responses(session, principal, seminar_id,
+                                                [r.model_dump() for r in body.responses])
+    return {"added": count}
+
+
+@router.get("/v1/seminars/{seminar_id}/survey", tags=["seminars"], summary="Satisfaction statistics (staff)")
+async def survey_stats(seminar_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+    return await seminars.survey(session, principal, seminar_id)
+
+
+@router.get("/v1/seminar-overview/{year}", tags=["seminars"], responses={200: {"content": {"text/csv": {}}}},
+            summary="A year's seminars for staff: counts by kind and status, trainees, 学时, budget, overdue items "
+                    "(?format=csv exports the projects)")
+async def seminar_overview(year: YearPath, principal: CurrentPrincipal, session: DbSession,
+                           format: Literal["json", "csv"] = "json") -> Response:
+    data = await seminars.overview(session, principal, year, today())
+    if format == "csv":
+        return Response(seminars.overview_csv(data), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="seminars-{year}.csv"'})
+    return Response(orjson.dumps(data), media_type="application/json")

@@ -233,3 +233,23 @@ class SeminarChange(Base):
     reason: Mapped[str | None] = mapped_column(sa.Text)
     before: Mapped[dict] = mapped_column(JSONB)
     after: Mapped[dict] = mapped_column(JSONB)
+
+
+class SeminarMaterial(Base):
+    __tablename__ = "seminar_materials"
+    seminar_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("seminars.id"), primary_key=True)
+    item: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    submitted_on: Mapped[dt.date] = mapped_column(sa.Date)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    recorded_at: Mapped[dt.datetime] = _created_at()
+
+
+class SurveyResponse(Base):
+    """One trainee's answers to the satisfaction survey (annex 2), collected by the organiser."""
+
+    __tablename__ = "survey_responses"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    seminar_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("seminars.id"), index=True)
+    answers: Mapped[dict] = mapped_column(JSONB)
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    submitted_at: Mapped[dt.datetime] = _created_at()

@@ -363,3 +363,22 @@ class SeminarChangeOut(BaseModel):
     reason: str | None
     before: dict
     after: dict
+
+
+class MaterialIn(StrictModel):
+    item: Literal["notice", "summary", "settlement", "roster", "sign_in_sheets", "satisfaction_statistics",
+                  "outcomes_report", "news", "receipts"]
+    submitted_on: dt.date
+
+
+SurveyLevel = Literal["satisfied", "fairly_satisfied", "dissatisfied"]
+
+
+class SurveyAnswerIn(StrictModel):
+    answers: dict[Literal["topic", "content", "experts", "methods", "organisation", "logistics", "overall"],
+                  SurveyLevel]
+    comment: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class SurveyIn(StrictModel):
+    responses: Annotated[list[SurveyAnswerIn], Field(min_length=1, max_length=1000)]

@@ -11,13 +11,35 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
 from . import schemas
-from .domain.seminars import Project, SeminarRules, check_project
-from .models import Course, Field, Plan, Seminar, SeminarChange, SeminarPlan, TrainingBase
+from .domain.seminars import (
+    KINDS,
+    MATERIALS,
+    SURVEY_ITEMS,
+    SURVEY_SCALE,
+    Project,
+    SeminarRules,
+    check_project,
+    materials_checklist,
+    subsidy_eligible,
+    survey_statistics,
+)
+from .models import (
+    Course,
+    Field,
+    Plan,
+    Seminar,
+    SeminarChange,
+    SeminarMaterial,
+    SeminarPlan,
+    SurveyResponse,
+    TrainingBase,
+)
 
 CHANGE_FIELDS = ("title", "fields", "start_date", "end_date", "location", "trainees", "online_trainees", "staff",
                  "mode", "budget_yuan", "funding", "plan_filed_on")
@@ -169,3 +191,115 @@ async def plan_out(db: AsyncSession, year: int) -> dict[str, Any]:
         raise NotFound(f"no {year} seminar plan", rule="seminar-plan-not-found")
     return {"year": plan.year, "rules": plan.rules, "planned_projects": plan.planned_projects,
             "closing_materials_months": plan.closing_materials_months, "source": plan.source}
+
+
+# ---- after the seminar: materials, survey, overview ------------------------------------------------
+
+def _may_report(principal: Principal, seminar: Seminar) -> None:
+    """The organising base reports on its own seminar; the province may record on its behalf."""
+    if principal.kind == "base":
+        if seminar.organizer_base_id != principal.base_id:
+            raise Forbidden("only the organising base reports on a seminar", rule="other-base")
+    else:
+        principal.require_staff("province_admin")
+
+
+async def record_material(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID, item: str,
+                          submitted_on: dt.date) -> None:
+    seminar = await get(db, principal, seminar_id)
+    _may_report(principal, seminar)
+    if item not in MATERIALS:
+        raise InvalidInput(f"item must be one of {', '.join(MATERIALS)}", rule="material-unknown", field="item")
+    stmt = pg_insert(SeminarMaterial).values(seminar_id=seminar.id, item=item, submitted_on=submitted_on,
+                                             recorded_by=principal.id)
+    await db.execute(stmt.on_conflict_do_update(index_elements=["seminar_id", "item"],
+                                                set_={"submitted_on": submitted_on, "recorded_by": principal.id}))
+
+
+async def checklist(db: AsyncSession, seminar: Seminar, today: dt.date) -> dict[str, Any]:
+    plan = await db.get(SeminarPlan, seminar.year)
+    assert plan is not None
+    submitted = dict((await db.execute(sa.select(SeminarMaterial.item, SeminarMaterial.submitted_on)
+                                       .where(SeminarMaterial.seminar_id == seminar.id))).all())
+    items = materials_checklist(seminar.end_date, plan.closing_materials_months, submitted, today)
+    return {
+        "seminar_id": seminar.id, "due": items[0].due,
+        "items": [m.__dict__ for m in items],
+        "missing": [m.item for m in items if m.missing],
+        "overdue": [m.item for m in items if m.overdue],
+        "subsidy_eligible": subsidy_eligible(seminar.kind, seminar.funding, items, await _rules(db, seminar.year)),
+    }
+
+
+async def add_survey_responses(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID,
+                               responses: list[dict[str, Any]]) -> int:
+    seminar = await get(db, principal, seminar_id)
+    _may_report(principal, seminar)
+    for i, r in enumerate(responses):
+        answers = r["answers"]
+        for item, level in answers.items():
+            if item not in SURVEY_ITEMS:
+                raise InvalidInput(f"unknown survey item {item!r}", rule="survey-item", field=f"responses.{i}.answers")
+            if level not in SURVEY_SCALE:
+                raise InvalidInput(f"answers are one of {', '.join(SURVEY_SCALE)}", rule="survey-scale",
+                                   field=f"responses.{i}.answers.{item}")
+        db.add(SurveyResponse(seminar_id=seminar.id, answers=answers, comment=r.get("comment")))
+    await db.flush()
+    return len(responses)
+
+
+async def survey(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID) -> dict[str, Any]:
+    principal.require_staff()
+    seminar = await get(db, principal, seminar_id)
+    answers = [a for (a,) in (await db.execute(sa.select(SurveyResponse.answers)
+                                               .where(SurveyResponse.seminar_id == seminar.id))).all()]
+    return {"seminar_id": seminar.id, "responses": len(answers),
+            "items": {k: {"label": SURVEY_ITEMS[k], **v} for k, v in survey_statistics(answers).items()}}
+
+
+async def overview(db: AsyncSession, principal: Principal, year: int, today: dt.date) -> dict[str, Any]:
+    principal.require_staff()
+    plan = await db.get(SeminarPlan, year)
+    if plan is None:
+        raise NotFound(f"no {year} seminar plan", rule="seminar-plan-not-found")
+    rows = list((await db.scalars(sa.select(Seminar).where(Seminar.year == year).order_by(Seminar.start_date))).all())
+    credited = dict((await db.execute(sa.text("""
+        SELECT course_id, sum(credited_hours) FROM hours_ledger.published_records
+        WHERE NOT reversed AND course_id = ANY(:ids) GROUP BY course_id"""),
+        {"ids": [s.course_id for s in rows if s.course_id]})).all())
+    projects = []
+    for s in rows:
+        c = await checklist(db, s, today)
+        projects.append({
+            "id": str(s.id), "kind": s.kind, "title": s.title, "status": s.status, "start_date": s.start_date,
+            "end_date": s.end_date, "trainees": s.trainees, "budget_yuan": s.budget_yuan, "funding": s.funding,
+            "credited_hours": int(credited.get(s.course_id, 0) or 0), "overdue_items": len(c["overdue"]),
+            "subsidy_eligible": c["subsidy_eligible"]})
+    live = [p for p in projects if p["status"] != "cancelled"]
+    return {
+        "year": year,
+        "by_kind": {k: {"planned": plan.planned_projects.get(k, 0), "registered": sum(p["kind"] == k for p in projects)}
+                    for k in KINDS},
+        "by_status": {st: sum(p["status"] == st for p in projects)
+                      for st in ("registered", "approved", "completed", "cancelled")},
+        "trainees": sum(p["trainees"] for p in live),
+        "credited_hours": sum(p["credited_hours"] for p in projects),
+        "budget_yuan": sum(p["budget_yuan"] for p in live),
+        "fiscal_budget_yuan": sum(p["budget_yuan"] for p in live if p["funding"] == "fiscal"),
+        "overdue_items": sum(p["overdue_items"] for p in projects),
+        "projects": projects,
+    }
+
+
+def overview_csv(data: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    columns = ["id", "kind", "title", "status", "start_date", "end_date", "trainees", "budget_yuan", "funding",
+               "credited_hours", "overdue_items", "subsidy_eligible"]
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    for p in data["projects"]:
+        writer.writerow({k: p[k] for k in columns})
+    return "\ufeff" + out.getvalue()  # BOM: spreadsheet programs in China open UTF-8 CSV correctly with it

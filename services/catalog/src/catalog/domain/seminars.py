@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from xueshi_shared.problems import FieldError
 
-__all__ = ["KINDS", "PROVINCIAL_KINDS", "Project", "SeminarRules", "check_project", "months_before"]
+__all__ = ["KINDS", "MATERIALS", "PROVINCIAL_KINDS", "SURVEY_ITEMS", "Project", "SeminarRules", "check_project",
+           "materials_checklist", "months_before", "subsidy_eligible", "survey_statistics"]
 
 KINDS = ("national", "provincial_demonstration", "engineering", "provincial_ordinary")
 PROVINCIAL_KINDS = frozenset({"provincial_demonstration", "engineering", "provincial_ordinary"})
@@ -113,3 +114,70 @@ def check_project(p: Project, r: SeminarRules) -> tuple[list[FieldError], list[s
                                      f"the implementation plan is due {r.filing_months} month(s) before opening, "
                                      f"by {latest.isoformat()}"))
     return errors, warnings
+
+
+# ---- after the seminar --------------------------------------------------------------------------
+
+# Closing materials (办班结束后 1 个月内报送), in the notice's order.
+MATERIALS = {
+    "notice": "开班通知",
+    "summary": "总结报告",
+    "settlement": "经费结算表",
+    "roster": "学员名单",
+    "sign_in_sheets": "学员和工作人员签到表",
+    "satisfaction_statistics": "学员满意度测评统计表",
+    "outcomes_report": "专业领域研究成果报告",
+    "news": "图文动态信息",
+    "receipts": "补助款票据（附户名、账号、开户行）",
+}
+
+# Satisfaction survey items (annex 2, 学员满意度测评表). The annex's form itself is not part of the published
+# text we hold, so these are the dimensions the notice asks projects to be judged on.
+SURVEY_ITEMS = {
+    "topic": "研修选题",
+    "content": "课程内容",
+    "experts": "授课专家",
+    "methods": "研修方式（主题报告、专题研讨、现场教学等）",
+    "organisation": "组织管理",
+    "logistics": "食宿安排",
+    "overall": "总体评价",
+}
+SURVEY_SCALE = ("satisfied", "fairly_satisfied", "dissatisfied")  # 满意 / 基本满意 / 不满意
+
+
+@dataclass(frozen=True)
+class MaterialStatus:
+    item: str
+    label: str
+    submitted_on: dt.date | None
+    due: dt.date
+    missing: bool
+    overdue: bool
+
+
+def materials_checklist(end_date: dt.date, months: int, submitted: dict[str, dt.date],
+                        today: dt.date) -> list[MaterialStatus]:
+    due = months_before(end_date, -months)
+    out = []
+    for item, label in MATERIALS.items():
+        on = submitted.get(item)
+        late = (on is None and today > due) or (on is not None and on > due)
+        out.append(MaterialStatus(item, label, on, due, on is None, late))
+    return out
+
+
+def subsidy_eligible(kind: str, funding: str, checklist: list[MaterialStatus], rules: SeminarRules) -> bool | None:
+    """Subsidised projects lose the subsidy when materials are late (不按规定报备材料的，不予经费补助)."""
+    if funding != "fiscal" or kind not in rules.subsidised_kinds:
+        return None
+    return not any(m.overdue for m in checklist)
+
+
+def survey_statistics(responses: list[dict[str, str]]) -> dict[str, dict[str, float | int]]:
+    stats: dict[str, dict[str, float | int]] = {}
+    for item in SURVEY_ITEMS:
+        counts = {level: sum(1 for r in responses if r.get(item) == level) for level in SURVEY_SCALE}
+        answered = sum(counts.values())
+        rate = (counts["satisfied"] + counts["fairly_satisfied"]) / answered if answered else 0.0
+        stats[item] = {**counts, "answered": answered, "satisfaction_rate": round(rate, 4)}
+    return stats
