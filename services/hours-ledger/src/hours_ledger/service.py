@@ -14,10 +14,10 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
@@ -73,23 +73,7 @@ async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: 
 
 # ---- catalog reads (through the catalog's published views) ----------------------------------------
 
-_COURSE = sa.text("""
-    SELECT c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
-           p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
-           t.hours AS topic_hours
-    FROM catalog.published_courses c
-    JOIN catalog.published_plans p ON p.year = c.year
-    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic
-    WHERE c.id = :id""")
 _BASE = sa.text("SELECT status, suspended FROM catalog.published_bases WHERE id = :id")
-
-
-def _plan_rules(course: Any) -> rules.PlanRules:
-    return rules.PlanRules(
-        window_start=rules.day_bounds(course.window_start)[0],
-        window_end=rules.day_bounds(course.deadline)[1],
-        max_hours_per_day=course.max_hours_per_day, minutes_per_hour=course.minutes_per_hour,
-        min_exam_questions=course.min_exam_questions)
 
 
 async def require_base_in_standing(db: AsyncSession, principal: Principal) -> uuid.UUID:
@@ -110,19 +94,6 @@ def _result(record: dict[str, Any]) -> dict[str, Any]:
             "status": record["status"], "adjustments": record["adjustments"]}
 
 
-async def _replay(db: AsyncSession, base_id: uuid.UUID, external_id: str, digest: bytes) -> dict[str, Any] | None:
-    row = (await db.execute(
-        sa.select(Record.id, Record.external_id, Record.request_hash, Record.credited_hours, Record.counted_seconds,
-                  Record.status, Record.adjustments)
-        .where(Record.base_id == base_id, Record.external_id == external_id))).mappings().first()
-    if row is None:
-        return None
-    if not hmac.compare_digest(row["request_hash"], digest):
-        raise Conflict(f"external_id {external_id!r} was already used by this base for a different record",
-                       rule="external-id-reused", field="external_id", record_id=str(row["id"]))
-    return _result(dict(row))
-
-
 async def _lock_person(db: AsyncSession, keys: PiiKeys, body: schemas.RecordIn) -> dict[str, Any]:
     lookup = keys.lookup_hash(body.id_number)
     await db.execute(pg_insert(Person).values(
@@ -135,104 +106,184 @@ async def _lock_person(db: AsyncSession, keys: PiiKeys, body: schemas.RecordIn) 
     return dict(row)
 
 
-async def _person_state(db: AsyncSession, person_id: int, sittings: list[rules.Sitting]) -> rules.PersonState:
-    lo = min(s.start for s in sittings)
-    hi = max(s.end for s in sittings)
-    busy = (await db.execute(
-        sa.select(Sitting.started_at, Sitting.ended_at)
-        .join(Record, Record.id == Sitting.record_id)
-        .where(Sitting.person_id == person_id, Record.reversed_at.is_(None),
-               Sitting.started_at < _instant(hi), Sitting.started_at > _instant(lo - rules.MAX_SITTING),
-               Sitting.ended_at > _instant(lo)))).all()
-    days = (await db.execute(
-        sa.select(PersonDay.day, PersonDay.seconds)
-        .where(PersonDay.person_id == person_id,
-               PersonDay.day.between(rules.day_of(lo), rules.day_of(hi - 1))))).all()
-    return rules.PersonState(busy=[(_epoch(s), _epoch(e)) for s, e in busy], day_used={d: n for d, n in days})
+async def _driver(db: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the request's transaction.
+
+    The push path is the ledger's hot path: it talks to asyncpg directly, with statements asyncpg
+    prepares once per connection, and does its writes in one statement (profiling showed the ORM layer
+    costing more than the database on this path; see bench/ledger.py).
+    """
+    conn = await db.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
+
+
+_STANDING_AND_COURSE = """
+    SELECT b.status AS base_status, b.suspended, c.base_id, c.year, c.category, c.topic, c.field, c.hours,
+           c.mode, c.status, c.accepting_records, p.window_start, p.deadline, p.max_hours_per_day,
+           p.minutes_per_hour, p.min_exam_questions, t.hours AS topic_hours
+    FROM (SELECT $1::uuid AS base_id, $2::uuid AS course_id) x
+    LEFT JOIN catalog.published_bases b ON b.id = x.base_id
+    LEFT JOIN catalog.published_courses c ON c.id = x.course_id
+    LEFT JOIN catalog.published_plans p ON p.year = c.year
+    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
+
+_REPLAY = """
+    SELECT id, external_id, request_hash, credited_hours, counted_seconds, status, adjustments
+    FROM hours_ledger.records WHERE base_id = $1 AND external_id = $2"""
+
+# Creates the person on first sight, and in every case takes the person's row lock.
+_LOCK_PERSON = """
+    INSERT INTO hours_ledger.people AS p (id_hash, id_type, id_cipher, id_masked, name)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (id_hash) DO UPDATE SET entry_count = p.entry_count
+    RETURNING id, entry_count, last_hash"""
+
+_STATE = """
+    SELECT
+      ARRAY(SELECT extract(epoch FROM s.started_at)::bigint FROM hours_ledger.sittings s
+            JOIN hours_ledger.records r ON r.id = s.record_id
+            WHERE s.person_id = $1 AND r.reversed_at IS NULL
+              AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
+              AND s.ended_at > $2::timestamptz
+            ORDER BY s.started_at) AS busy_starts,
+      ARRAY(SELECT extract(epoch FROM s.ended_at)::bigint FROM hours_ledger.sittings s
+            JOIN hours_ledger.records r ON r.id = s.record_id
+            WHERE s.person_id = $1 AND r.reversed_at IS NULL
+              AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
+              AND s.ended_at > $2::timestamptz
+            ORDER BY s.started_at) AS busy_ends,
+      ARRAY(SELECT d.day FROM hours_ledger.person_days d
+            WHERE d.person_id = $1 AND d.day BETWEEN $4::date AND $5::date ORDER BY d.day) AS days,
+      ARRAY(SELECT d.seconds FROM hours_ledger.person_days d
+            WHERE d.person_id = $1 AND d.day BETWEEN $4::date AND $5::date ORDER BY d.day) AS day_seconds,
+      (SELECT coalesce(sum(r.credited_hours), 0) FROM hours_ledger.records r
+       WHERE r.person_id = $1 AND r.year = $6::smallint AND r.category = 'public' AND r.topic = $7::text
+         AND r.reversed_at IS NULL) AS topic_used"""
+
+# Everything a push writes, in one statement (data-modifying CTEs share one snapshot; foreign keys are
+# checked at its end, when the record row exists).
+_WRITE = """
+    WITH rec AS (
+      INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year, category,
+        topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours,
+        status, adjustments, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18, $19,
+              $20::jsonb, $21)),
+    sit AS (
+      INSERT INTO hours_ledger.sittings (record_id, person_id, started_at, ended_at, media_seconds, identity_passed,
+        identity_failed)
+      SELECT $1, $5, u.s, u.e, u.m, u.p, u.f
+      FROM unnest($22::timestamptz[], $23::timestamptz[], $24::int[], $25::int[], $26::int[]) AS u(s, e, m, p, f)),
+    alloc AS (
+      INSERT INTO hours_ledger.allocations (record_id, person_id, day, started_at, ended_at, seconds)
+      SELECT $1, $5, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
+      FROM unnest($27::date[], $28::timestamptz[], $29::timestamptz[]) AS u(d, s, e)),
+    days AS (
+      INSERT INTO hours_ledger.person_days AS pd (person_id, day, seconds)
+      SELECT $5, u.d, u.n FROM unnest($30::date[], $31::int[]) AS u(d, n)
+      ON CONFLICT (person_id, day) DO UPDATE SET seconds = pd.seconds + EXCLUDED.seconds),
+    ent AS (
+      INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
+        recorded_at, prev_hash, hash)
+      VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35))
+    UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35 WHERE id = $5"""
+
+
+def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
+    if not hmac.compare_digest(bytes(row["request_hash"]), digest):
+        raise Conflict(f"external_id {external_id!r} was already used by this base for a different record",
+                       rule="external-id-reused", field="external_id", record_id=str(row["id"]))
+    adjustments = row["adjustments"]
+    return _result({**dict(row), "adjustments": orjson.loads(adjustments) if isinstance(adjustments, str)
+                    else adjustments})
 
 
 async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
                       now: dt.datetime) -> tuple[int, dict[str, Any]]:
     """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result)."""
-    base_id = await require_base_in_standing(db, principal)
+    base_id = principal.require_base()
+    conn = await _driver(db)
+    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id)
+    if course["base_status"] != "approved":
+        raise Forbidden("the base is not approved", rule="base-not-approved")
+    if course["suspended"]:
+        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
     problem = id_number_error(body.id_type, body.id_number)
     if problem:
         raise InvalidInput(problem, rule="id-number", field="id_number")
-
-    course = (await db.execute(_COURSE, {"id": body.course_id})).first()
-    if course is None or course.base_id != base_id:
+    if course["base_id"] != base_id:
         raise InvalidInput("no course of this base has that id", rule="course-unknown", field="course_id")
-    if not course.accepting_records:
-        raise InvalidInput(f"the course is {course.status}; only approved courses receive records",
+    if not course["accepting_records"]:
+        raise InvalidInput(f"the course is {course['status']}; only approved courses receive records",
                            rule="course-not-approved", field="course_id")
-    plan = _plan_rules(course)
+    plan = rules.PlanRules(
+        window_start=rules.day_bounds(course["window_start"])[0], window_end=rules.day_bounds(course["deadline"])[1],
+        max_hours_per_day=course["max_hours_per_day"], minutes_per_hour=course["minutes_per_hour"],
+        min_exam_questions=course["min_exam_questions"])
     sittings = [rules.Sitting(
         _epoch(s.started_at), _epoch(s.ended_at), s.media_seconds,
         None if s.identity_checks is None else s.identity_checks.passed,
         None if s.identity_checks is None else s.identity_checks.failed) for s in body.sittings]
     exam = None if body.exam is None else rules.Exam(body.exam.questions, body.exam.correct, body.exam.passed)
-    refused = rules.refusals(course.mode, plan, sittings, exam, _epoch(now))
+    refused = rules.refusals(course["mode"], plan, sittings, exam, _epoch(now))
     InvalidInput.check([FieldError(f, r, d) for f, r, d in refused])
 
     digest = request_hash(keys, body)
-    replay = await _replay(db, base_id, body.external_id, digest)
-    if replay is not None:
-        return 200, replay
+    row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
+    if row is not None:
+        return 200, _replay_result(row, digest, body.external_id)
 
-    person = await _lock_person(db, keys, body)
+    id_number = normalise_id_number(body.id_number)
+    person = await conn.fetchrow(_LOCK_PERSON, keys.lookup_hash(id_number), body.id_type,
+                                 keys.encrypt(body.id_type, id_number), mask_id_number(id_number), body.name)
     # A retry of the same record may have landed while we waited for the person's lock.
-    replay = await _replay(db, base_id, body.external_id, digest)
-    if replay is not None:
-        return 200, replay
+    row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
+    if row is not None:
+        return 200, _replay_result(row, digest, body.external_id)
 
+    lo, hi = min(s.start for s in sittings), max(s.end for s in sittings)
+    state_row = await conn.fetchrow(_STATE, person["id"], _instant(lo), _instant(hi), rules.day_of(lo),
+                                    rules.day_of(hi - 1), course["year"], course["topic"])
+    state = rules.PersonState(busy=list(zip(state_row["busy_starts"], state_row["busy_ends"], strict=True)),
+                              day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
     topic_remaining = None
-    if course.category == "public":
-        used = await db.scalar(sa.select(sa.func.coalesce(sa.func.sum(Record.credited_hours), 0)).where(
-            Record.person_id == person["id"], Record.year == course.year, Record.category == "public",
-            Record.topic == course.topic, Record.reversed_at.is_(None)))
-        topic_remaining = max(0, course.topic_hours - int(used or 0))
-    facts = rules.CourseFacts(course.mode, course.hours, topic_remaining)
-    decision = rules.decide(facts, plan, sittings, exam, await _person_state(db, person["id"], sittings))
+    if course["category"] == "public":
+        topic_remaining = max(0, course["topic_hours"] - int(state_row["topic_used"]))
+    decision = rules.decide(rules.CourseFacts(course["mode"], course["hours"], topic_remaining), plan, sittings,
+                            exam, state)
 
     record_id = uuid.uuid4()
     adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
                     "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
-    record = {
-        "id": record_id, "base_id": base_id, "external_id": body.external_id, "request_hash": digest,
-        "person_id": person["id"], "course_id": body.course_id, "year": course.year, "category": course.category,
-        "topic": course.topic, "field": course.field, "course_hours": course.hours, "mode": course.mode,
-        "unit_name": body.unit.name, "unit_uscc": body.unit.uscc, "unit_region": body.unit.region,
-        "exam": None if body.exam is None else body.exam.model_dump(),
-        "counted_seconds": decision.counted_seconds, "credited_hours": decision.credited_hours,
-        "status": decision.status(course.hours), "adjustments": adjustments, "created_at": now,
-    }
+    per_day: dict[dt.date, int] = defaultdict(int)
+    for a in decision.allocations:
+        per_day[a.day] += a.seconds
+    seq = person["entry_count"] + 1
+    prev = bytes(person["last_hash"])
+    entry = entry_hash(prev, person_id=person["id"], seq=seq, record_id=record_id, kind="credit",
+                       hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=principal.id,
+                       reason=None, recorded_at=now)
+    status = decision.status(course["hours"])
     try:
-        async with db.begin_nested():
-            await db.execute(sa.insert(Record).values(record))
-    except IntegrityError:
-        # Another person's push used the same external_id at the same moment.
-        replay = await _replay(db, base_id, body.external_id, digest)
-        if replay is not None:
-            return 200, replay
-        raise
-    await db.execute(sa.insert(Sitting), [
-        {"record_id": record_id, "person_id": person["id"], "started_at": _instant(s.start),
-         "ended_at": _instant(s.end), "media_seconds": s.media_seconds, "identity_passed": s.id_passed,
-         "identity_failed": s.id_failed} for s in sittings])
-    if decision.allocations:
-        await db.execute(sa.insert(Allocation), [
-            {"record_id": record_id, "person_id": person["id"], "day": a.day, "started_at": _instant(a.start),
-             "ended_at": _instant(a.end), "seconds": a.seconds} for a in decision.allocations])
-        per_day: dict[dt.date, int] = defaultdict(int)
-        for a in decision.allocations:
-            per_day[a.day] += a.seconds
-        stmt = pg_insert(PersonDay).values([{"person_id": person["id"], "day": d, "seconds": n}
-                                            for d, n in sorted(per_day.items())])
-        await db.execute(stmt.on_conflict_do_update(
-            index_elements=["person_id", "day"], set_={"seconds": PersonDay.seconds + stmt.excluded.seconds}))
-    await _append_entry(db, person, record_id=record_id, kind="credit", hours=decision.credited_hours,
-                        seconds=decision.counted_seconds, actor_id=principal.id, reason=None, now=now)
-    return 201, _result(record)
+        await conn.execute(
+            _WRITE, record_id, base_id, body.external_id, digest, person["id"], body.course_id, course["year"],
+            course["category"], course["topic"], course["field"], course["hours"], course["mode"], body.unit.name,
+            body.unit.uscc, body.unit.region,
+            None if body.exam is None else orjson.dumps(body.exam.model_dump()).decode(),
+            decision.counted_seconds, decision.credited_hours, status, orjson.dumps(adjustments).decode(), now,
+            [_instant(s.start) for s in sittings], [_instant(s.end) for s in sittings],
+            [s.media_seconds for s in sittings], [s.id_passed for s in sittings], [s.id_failed for s in sittings],
+            [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
+            [_instant(a.end) for a in decision.allocations],
+            list(per_day), list(per_day.values()), seq, principal.id, prev, entry)
+    except asyncpg.UniqueViolationError:
+        # Same base and external_id pushed at the same moment for another person (same body means the same
+        # person, whose pushes serialise on the lock): a different record under a used id.
+        raise Conflict(f"external_id {body.external_id!r} was already used by this base for a different record",
+                       rule="external-id-reused", field="external_id") from None
+    return 201, {"record_id": record_id, "external_id": body.external_id, "credited_hours": decision.credited_hours,
+                 "counted_minutes": decision.counted_seconds // 60, "status": status, "adjustments": adjustments}
 
 
 async def get_record(db: AsyncSession, principal: Principal, record_id: uuid.UUID) -> dict[str, Any]:

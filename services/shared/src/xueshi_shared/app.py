@@ -17,6 +17,7 @@ from .database import create_engine, resolve_database_url
 from .migrations import current_heads, expected_heads
 from .observability import ObservabilityMiddleware, new_metrics
 from .problems import PROBLEM_JSON, install_problem_handlers, problem_response
+from .ratelimit import RateLimiter
 from .schemas import PrincipalOut, ProblemDocument
 from .settings import Settings
 from .web import CurrentPrincipal
@@ -140,6 +141,7 @@ def build_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.settings = settings
     app.state.service_name = name
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.metrics = new_metrics(name)
     app.state.expected_heads = {s: expected_heads(s) for s in schemas}
     install_problem_handlers(app)

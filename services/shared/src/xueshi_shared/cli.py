@@ -256,8 +256,7 @@ def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or ver
     settings = _settings()
     configure_logging(settings.log_level)
     spec = SERVICES[name]
-    uvicorn.run(
-        spec.create_app(settings),
+    common = dict(
         host=settings.host,
         port=spec.port(settings),
         loop="uvloop" if sys.platform != "win32" else "asyncio",
@@ -268,6 +267,11 @@ def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or ver
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         timeout_graceful_shutdown=10,
     )
+    if settings.workers > 1:
+        # Several processes: uvicorn imports the app factory in each (settings come from the environment).
+        uvicorn.run(spec.factory, factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(spec.create_app(settings), **common)
 
 
 def _write_secret(path: Path, text: str) -> None:

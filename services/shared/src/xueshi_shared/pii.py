@@ -49,6 +49,9 @@ def normalise_id_number(value: str) -> str:
 def id_number_error(id_type: str, value: str) -> str | None:
     """Why `value` is not a valid number of `id_type`, or None. Never echoes the number."""
     value = normalise_id_number(value)
+    if not value.isascii():
+        # Full-width digits would otherwise validate and name a second "person" for the same number.
+        return "ID numbers are written with ASCII digits and letters (no full-width characters)"
     if id_type == "RIC":
         try:
             ric.validate(value)

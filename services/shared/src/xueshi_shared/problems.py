@@ -35,6 +35,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Problem",
+    "TooManyRequests",
     "Unauthenticated",
     "field_errors",
     "install_problem_handlers",
@@ -137,6 +138,16 @@ class NotFound(Problem):
     status = 404
     rule = "not-found"
     title = "Not found"
+
+
+class TooManyRequests(Problem):
+    status = 429
+    rule = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": retry_after})
+        super().__init__(detail, **kwargs)
 
 
 class Conflict(Problem):

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # `xueshi run` creates on the first start. Losing it makes stored ID numbers unreadable.
     pii_key: str = ""
 
+    # Requests a minute per bearer token and process (429 with Retry-After beyond); 0 turns it off.
+    rate_limit_per_minute: int = 12_000
+    # uvicorn worker processes per service (`xueshi serve`); each has its own connection pool.
+    workers: int = 1
+
     log_level: str = "INFO"
     # Bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = 8 * 1024 * 1024

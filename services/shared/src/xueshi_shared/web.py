@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .iam.principal import Principal
 from .iam.service import authenticate_token, record_audit
+from .iam.tokens import digest
 from .pii import mask_id_number
-from .problems import Problem, Unauthenticated
+from .problems import Problem, TooManyRequests, Unauthenticated
+from .ratelimit import RateLimiter
 
 __all__ = ["CurrentPrincipal", "DbSession", "current_principal", "db_session"]
 
@@ -89,6 +91,10 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
     else:
         principal = await authenticate_token(session, token)
         if principal is not None:
+            wait = request.app.state.rate_limiter.check(digest(token))
+            if wait:
+                raise TooManyRequests("this key has made too many requests; slow down",
+                                      retry_after=RateLimiter.retry_after(wait))
             request.state.principal = principal
             return principal
         reason = "unknown or revoked token"
