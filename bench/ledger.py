@@ -115,7 +115,8 @@ class Deployment:
     def start(self) -> None:
         env = dict(os.environ, XUESHI_DATABASE_URL=self.url, XUESHI_PII_KEY=self.pii_key,
                    XUESHI_LEDGER_PORT=str(self.port), XUESHI_LOG_LEVEL="WARNING",
-                   XUESHI_DB_POOL_SIZE="20", XUESHI_DB_MAX_OVERFLOW="10")
+                   XUESHI_DB_POOL_SIZE="16", XUESHI_DB_MAX_OVERFLOW="8",
+                   XUESHI_WORKERS=os.environ.get("BENCH_WORKERS", "2"))
         self.proc = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

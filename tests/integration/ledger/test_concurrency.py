@@ -165,3 +165,26 @@ async def test_the_rules_hold_in_the_database_for_random_pushes(ledger, catalog,
 
 async def _three_bases(catalog, fuzhou):
     return (await five_bases(catalog, fuzhou))[:3]
+
+
+async def test_a_batch_of_one_persons_records_runs_concurrently_without_breaking_the_lock(ledger, catalog, fuzhou,
+                                                                                           auditor, engine):
+    """Records of one batch run several at a time, each in its own transaction; for one person they must
+    still serialise on the person's lock (this failed with 500s when the lock was not held)."""
+    base = await approved_base(catalog, fuzhou)
+    courses = [await approved_course(catalog, base, fuzhou, topic=t, hours=7) for t in ("1", "2", "4", "5")]
+    person = ric(204)
+    records = []
+    for i in range(24):
+        start = dt.datetime(2026, 6, 10, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(minutes=25 * i)
+        records.append(record_body(courses[i % 4], person, [online_sitting(
+            start.isoformat(), (start + dt.timedelta(minutes=90)).isoformat())]))
+    response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["results"]] == [201] * 24, response.text
+    async with engine.connect() as conn:
+        day = await conn.scalar(sa.text("SELECT max(seconds) FROM hours_ledger.person_days"))
+        entries = await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.entries"))
+    assert day <= 540 * 60 and entries == 24
+    integrity = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
+    assert integrity["valid"] is True, integrity

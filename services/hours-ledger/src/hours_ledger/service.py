@@ -114,8 +114,13 @@ async def _driver(db: AsyncSession) -> asyncpg.Connection:
     costing more than the database on this path; see bench/ledger.py).
     """
     conn = await db.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    raw = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        # SQLAlchemy begins the database transaction lazily, on its first statement: make it begin now, or
+        # the statements below would each commit on their own and the person's lock would not hold.
+        await conn.execute(sa.text("SELECT 1"))
+    assert raw.is_in_transaction()
+    return raw  # type: ignore[return-value]
 
 
 _STANDING_AND_COURSE = """
@@ -277,7 +282,9 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
             [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
             [_instant(a.end) for a in decision.allocations],
             list(per_day), list(per_day.values()), seq, principal.id, prev, entry)
-    except asyncpg.UniqueViolationError:
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "records_external_id_per_base":
+            raise
         # Same base and external_id pushed at the same moment for another person (same body means the same
         # person, whose pushes serialise on the lock): a different record under a used id.
         raise Conflict(f"external_id {body.external_id!r} was already used by this base for a different record",
