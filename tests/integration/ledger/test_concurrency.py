@@ -167,21 +167,24 @@ async def _three_bases(catalog, fuzhou):
     return (await five_bases(catalog, fuzhou))[:3]
 
 
-async def test_a_batch_of_one_persons_records_runs_concurrently_without_breaking_the_lock(ledger, catalog, fuzhou,
-                                                                                           auditor, engine):
-    """Records of one batch run several at a time, each in its own transaction; for one person they must
-    still serialise on the person's lock (this failed with 500s when the lock was not held)."""
-    base = await approved_base(catalog, fuzhou)
-    courses = [await approved_course(catalog, base, fuzhou, topic=t, hours=7) for t in ("1", "2", "4", "5")]
+async def test_batches_from_two_bases_for_one_person_at_once_keep_the_persons_lock(ledger, catalog, fuzhou,
+                                                                                      auditor, engine):
+    """Batch records are separate transactions; two bases' batches for the same person arriving together
+    must still serialise on the person's lock (this failed with 500s when the lock was not held)."""
+    bases = [await approved_base(catalog, fuzhou) for _ in range(2)]
+    courses = [[await approved_course(catalog, b, fuzhou, topic=t, hours=7) for t in ("1", "2", "4", "5")]
+               for b in bases]
     person = ric(204)
-    records = []
+    batches: list[list[dict]] = [[], []]
     for i in range(24):
         start = dt.datetime(2026, 6, 10, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(minutes=25 * i)
-        records.append(record_body(courses[i % 4], person, [online_sitting(
+        batches[i % 2].append(record_body(courses[i % 2][i % 4], person, [online_sitting(
             start.isoformat(), (start + dt.timedelta(minutes=90)).isoformat())]))
-    response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
-    assert response.status_code == 200
-    assert [r["status"] for r in response.json()["results"]] == [201] * 24, response.text
+    responses = await asyncio.gather(*(ledger.post("/v1/records/batch", json={"records": batch}, headers=b.headers)
+                                       for b, batch in zip(bases, batches, strict=True)))
+    for response in responses:
+        assert response.status_code == 200
+        assert [r["status"] for r in response.json()["results"]] == [201] * 12, response.text
     async with engine.connect() as conn:
         day = await conn.scalar(sa.text("SELECT max(seconds) FROM hours_ledger.person_days"))
         entries = await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.entries"))
