@@ -37,6 +37,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hours_ledger import loadgen  # noqa: E402
 from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url  # noqa: E402
 from xueshi_shared.migrations import upgrade_all  # noqa: E402
 
@@ -51,13 +52,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ric(n: int) -> str:
-    from stdnum.cn import ric as std
-
-    body = f"350102{1985 + n % 15}{1 + n % 12:02d}{1 + n % 28:02d}{1 + n % 998:03d}"
-    return body + std.calc_check_digit(body + "0")
 
 
 def uscc(n: int) -> str:
@@ -116,7 +110,7 @@ class Deployment:
         env = dict(os.environ, XUESHI_DATABASE_URL=self.url, XUESHI_PII_KEY=self.pii_key,
                    XUESHI_LEDGER_PORT=str(self.port), XUESHI_LOG_LEVEL="WARNING",
                    XUESHI_DB_POOL_SIZE="16", XUESHI_DB_MAX_OVERFLOW="8",
-                   XUESHI_WORKERS=os.environ.get("BENCH_WORKERS", "2"))
+                   XUESHI_WORKERS=os.environ.get("BENCH_WORKERS", "1"))
         self.proc = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -133,51 +127,15 @@ class Deployment:
 
 
 def make_records(deployment: Deployment, n: int, people: int, rng: random.Random, tag: str) -> list[tuple[str, dict]]:
-    """Realistic pushes: a pool of people studying on 20 June days at several bases, with overlaps."""
-    out = []
-    for i in range(n):
-        key, courses = rng.choice(deployment.bases)
-        person = rng.randrange(people)
-        day = dt.datetime(2026, 6, 1 + rng.randrange(20), tzinfo=TZ)
-        start = day + dt.timedelta(minutes=rng.randrange(7 * 60, 21 * 60))
-        minutes = rng.randrange(20, 240)
-        end = start + dt.timedelta(minutes=minutes)
-        media = int(minutes * 60 * rng.choice((1, 1, 1, 0.8)))
-        out.append((key, {
-            "external_id": f"{tag}-{i}", "course_id": rng.choice(courses), "id_type": "RIC",
-            "id_number": ric(person), "name": f"学员{person}",
-            "unit": {"name": "福州市第一医院", "uscc": uscc(person % 50), "region": "350102"},
-            "sittings": [{"started_at": start.isoformat(), "ended_at": end.isoformat(), "media_seconds": media,
-                          "identity_checks": {"passed": 1 if rng.random() > 0.02 else 0, "failed": 0}}],
-            "exam": {"questions": 10, "correct": 9, "passed": rng.random() > 0.03},
-        }))
-    return out
+    return loadgen.make_records([loadgen.BaseKey(k, tuple(c)) for k, c in deployment.bases], n, people, rng, tag)
 
 
 async def push_singles(base_url: str, records: list[tuple[str, dict]]) -> tuple[float, list[float]]:
-    queue: asyncio.Queue = asyncio.Queue()
-    for r in records:
-        queue.put_nowait(r)
-    latencies: list[float] = []
-    failures = 0
-
-    async def client() -> None:
-        nonlocal failures
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as c:
-            while not queue.empty():
-                key, body = queue.get_nowait()
-                t = time.perf_counter()
-                r = await c.post("/v1/records", json=body, headers={"Authorization": f"Bearer {key}"})
-                latencies.append(time.perf_counter() - t)
-                if r.status_code not in (200, 201):
-                    failures += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{failures} pushes failed")
-    return len(records) / elapsed, latencies
+    result = await loadgen.push_records(base_url, records, CLIENTS)
+    bad = {k: v for k, v in result.statuses.items() if k not in (200, 201)}
+    if bad:
+        raise RuntimeError(f"pushes failed: {bad}")
+    return result.rate, result.latencies
 
 
 async def push_batches(base_url: str, records: list[tuple[str, dict]], size: int = 500) -> float:

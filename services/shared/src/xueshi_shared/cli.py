@@ -228,6 +228,47 @@ def stamps_list() -> None:
     Console().print(table)
 
 
+@app.command("loadgen")
+def loadgen(
+    url: Annotated[str, typer.Option(help="The hours-ledger's address, e.g. http://127.0.0.1:8002")],
+    base: Annotated[list[str], typer.Option(help="KEY=COURSE_ID[,COURSE_ID…] of a training base; repeatable.")],
+    records: Annotated[int, typer.Option(help="How many records to push.")] = 1000,
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients.")] = 32,
+    people: Annotated[int, typer.Option(help="Distinct people the records are about.")] = 3000,
+    first_day: Annotated[str, typer.Option(help="First study day (YYYY-MM-DD).")] = "2026-06-01",
+    days: Annotated[int, typer.Option(help="Days the study is spread over.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same records).")] = 2026,
+) -> None:
+    """Push realistic study records to a ledger like several training bases would, with a progress bar."""
+    import datetime as dt
+    import random
+
+    from hours_ledger.loadgen import BaseKey, make_records, push_records
+    from rich.progress import Progress
+    from rich.table import Table
+
+    keys = []
+    for item in base:
+        key, _, courses = item.partition("=")
+        if not key or not courses:
+            err.print(f"[red]--base takes KEY=COURSE_ID[,COURSE_ID…], not {item!r}[/red]")
+            raise typer.Exit(2)
+        keys.append(BaseKey(key, tuple(c for c in courses.split(",") if c)))
+    tag = f"loadgen-{seed}-{int(time.time())}"
+    batch = make_records(keys, records, people, random.Random(seed), tag, dt.date.fromisoformat(first_day), days)
+    with Progress(console=err) as progress:
+        task = progress.add_task("pushing records", total=len(batch))
+        result = asyncio.run(push_records(url.rstrip("/"), batch, concurrency,
+                                          lambda n: progress.advance(task, n)))
+    table = Table("records", "seconds", "records/s", "p50 ms", "p99 ms", "statuses")
+    table.add_row(str(len(batch)), f"{result.seconds:.1f}", f"{result.rate:,.0f}", f"{result.p50 * 1000:.1f}",
+                  f"{result.percentile(0.99) * 1000:.1f}",
+                  ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items(), key=str)))
+    Console().print(table)
+    if any(not (isinstance(k, int) and k < 300) for k in result.statuses):
+        raise typer.Exit(1)
+
+
 @app.command("openapi")
 def openapi_cmd(
     out: Annotated[Path, typer.Option(help="Directory to write into.")] = Path("openapi"),
