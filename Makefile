@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/proofs.py
+	$(BIN)/python bench/transcript.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade
