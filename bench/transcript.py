@@ -87,7 +87,8 @@ async def add_person_with_records(url: str, keys: PiiKeys, id_number: str, n: in
                 category, topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, counted_seconds,
                 credited_hours, status, adjustments)
               SELECT gen_random_uuid(), '00000000-0000-4000-8000-000000000001'::uuid, 'heavy-' || g, '\\x00', $1,
-                '00000000-0000-4000-8000-000000000100'::uuid, 2026, CASE WHEN g % 5 = 0 THEN 'public' ELSE 'professional' END,
+                '00000000-0000-4000-8000-000000000100'::uuid, 2026,
+                CASE WHEN g % 5 = 0 THEN 'public' ELSE 'professional' END,
                 CASE WHEN g % 5 = 0 THEN '1' END, CASE WHEN g % 5 = 0 THEN NULL ELSE 'A15.1' END, 2, 'online', '单位',
                 '91350100M000000000', '350102', 5400, 2, 'credited', '[]'
               FROM generate_series(1, $2) AS g RETURNING id, external_id)
