@@ -43,32 +43,31 @@ INSERT INTO hours_ledger.people (id_hash, id_type, id_cipher, id_masked, name)
 SELECT decode(md5('p' || g) || md5('q' || g), 'hex'), 'RIC', '\\x00', '350102********0000', 'bg'
 FROM generate_series($1::bigint, $2::bigint - 1) AS g;
 
-INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year, category,
-  topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours,
-  status, adjustments)
-SELECT gen_random_uuid(), ('00000000-0000-4000-8000-00000000000' || (g % 10))::uuid, 'bg-' || g,
-  '\\x00', $1::bigint + (g / {per}), '00000000-0000-4000-8000-000000000100'::uuid, 2026, 'public', '1', NULL, 7,
-  'online', '单位', '91350100M000000000', '350102', NULL, 3600, 1, 'partial', '[]'
-FROM generate_series($2::bigint, $3::bigint - 1) AS g;
-
+WITH r AS (
+  INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year, category,
+    topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours,
+    status, adjustments)
+  SELECT gen_random_uuid(), ('00000000-0000-4000-8000-00000000000' || (g % 10))::uuid, 'bg-' || g,
+    '\\x00', $1::bigint + (g / {per}), '00000000-0000-4000-8000-000000000100'::uuid, 2026, 'public', '1', NULL, 7,
+    'online', '单位', '91350100M000000000', '350102', NULL, 3600, 1, 'partial', '[]'
+  FROM generate_series($2::bigint, $3::bigint - 1) AS g
+  RETURNING id, person_id, external_id)
 INSERT INTO hours_ledger.sittings (record_id, person_id, started_at, ended_at, media_seconds, identity_passed,
   identity_failed)
-SELECT r.id, r.person_id, timestamptz '2026-06-01 08:00+08' + (hashtext(r.external_id) % 100) * interval '1 day',
-       timestamptz '2026-06-01 09:00+08' + (hashtext(r.external_id) % 100) * interval '1 day', 3600, 1, 0
-FROM hours_ledger.records r WHERE r.external_id LIKE 'bg-%' AND r.created_at >= $5;
+SELECT r.id, r.person_id, timestamptz '2026-06-01 08:00+08' + (abs(hashtext(r.external_id)) % 100) * interval '1 day',
+       timestamptz '2026-06-01 09:00+08' + (abs(hashtext(r.external_id)) % 100) * interval '1 day', 3600, 1, 0
+FROM r
 """
 
 
 async def grow(url: str, people_from: int, people_to: int, records_from: int, records_to: int) -> None:
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        marker = await conn.fetchval("SELECT now()")
         statements = [s for s in BACKGROUND.format(per=PER_PERSON).split(";\n") if s.strip()]
         await conn.execute(statements[0].replace("$1::bigint", str(people_from)).replace("$2::bigint", str(people_to)))
         # Background person k has id offset + k (identity values are consecutive: nothing else inserts).
         offset = await conn.fetchval("SELECT min(id) FROM hours_ledger.people WHERE name = 'bg'") - PEOPLE_START
         await conn.execute(statements[1], offset, records_from, records_to)
-        await conn.execute(statements[2].replace("$5", f"'{marker.isoformat()}'::timestamptz"))
         await conn.execute("ANALYZE hours_ledger.people; ANALYZE hours_ledger.records; ANALYZE hours_ledger.sittings")
     finally:
         await conn.close()
