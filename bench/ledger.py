@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import os
 import random
 import socket
@@ -38,10 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hours_ledger import loadgen  # noqa: E402
-from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url  # noqa: E402
-from xueshi_shared.migrations import upgrade_all  # noqa: E402
+from xueshi_shared.database import libpq_url  # noqa: E402
 
-from tests.support.db import create_scratch_database, drop_database  # noqa: E402
+from bench.common import record_results, scratch_database  # noqa: E402
 
 console = Console()
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -203,16 +201,7 @@ async def baseline_copy(url: str, n: int) -> float:
 
 async def main() -> dict:
     n_single = int(os.environ.get("BENCH_RECORDS", "4000"))
-    configured = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    if configured:
-        admin_url = asyncpg_url(configured)
-    else:
-        server = embedded_server(ROOT / ".data" / "bench")
-        admin_url = asyncpg_url(server.get_uri("postgres"))
-    url = await create_scratch_database(admin_url)
-    try:
-        await asyncio.to_thread(upgrade_all, url)
+    async with scratch_database() as url:
         pii_key = base64.b64encode(os.urandom(32)).decode()
         deployment = Deployment(url, pii_key)
         await deployment.populate()
@@ -231,9 +220,6 @@ async def main() -> dict:
         console.print("baselines …")
         insert_rps = await baseline_inserts(url, n_single)
         copy_rps = await baseline_copy(url, n_single * 5)
-    finally:
-        await drop_database(admin_url, url)
-        del server
 
     latencies.sort()
     results = {
@@ -257,10 +243,7 @@ async def main() -> dict:
 
 if __name__ == "__main__":
     results = asyncio.run(main())
-    out = ROOT / "bench" / "results.json"
-    merged = json.loads(out.read_text()) if out.exists() else {}
-    merged.update(results)
-    merged["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    merged["cpus"] = os.cpu_count()
-    out.write_text(json.dumps(merged, indent=2) + "\n")
+    results["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    results["cpus"] = os.cpu_count()
+    out = record_results(results)
     console.print(f"wrote {out}")

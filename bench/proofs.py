@@ -7,7 +7,6 @@ in the same run. In process, one core: the numbers are per worker process.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 import time
@@ -30,6 +29,8 @@ from verification.domain import integrity  # noqa: E402
 from verification.domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash  # noqa: E402
 from verification.keys import StampKeys  # noqa: E402
 from verification.pdf import PdfLine, PdfProof, PdfRecord, render_and_sign  # noqa: E402
+
+from bench.common import record_results  # noqa: E402
 
 console = Console()
 
@@ -121,8 +122,5 @@ def main() -> dict:
 
 if __name__ == "__main__":
     results = main()
-    out = ROOT / "bench" / "results.json"
-    merged = json.loads(out.read_text()) if out.exists() else {}
-    merged.update(results)
-    out.write_text(json.dumps(merged, indent=2) + "\n")
+    out = record_results(results)
     console.print(f"wrote {out}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import sys
 import time
@@ -28,11 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hours_ledger.loadgen import ric  # noqa: E402
-from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url  # noqa: E402
-from xueshi_shared.migrations import upgrade_all  # noqa: E402
+from xueshi_shared.database import libpq_url  # noqa: E402
 from xueshi_shared.pii import PiiKeys, load_master  # noqa: E402
 
-from tests.support.db import create_scratch_database, drop_database  # noqa: E402
+from bench.common import record_results, scratch_database  # noqa: E402
 
 console = Console()
 PER_PERSON = 20  # background records per background person
@@ -121,18 +119,9 @@ async def read_p99(url: str, pii_key: str, id_number: str, token: str, n: int = 
 
 async def main() -> dict:
     sizes = [int(x) for x in os.environ.get("BENCH_TRANSCRIPT_SIZES", "1000000,10000000").split(",")]
-    configured = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    if configured:
-        admin_url = asyncpg_url(configured)
-    else:
-        server = embedded_server(ROOT / ".data" / "bench")
-        admin_url = asyncpg_url(server.get_uri("postgres"))
-    url = await create_scratch_database(admin_url)
     results: dict[str, float] = {}
     rows = []
-    try:
-        await asyncio.to_thread(upgrade_all, url)
+    async with scratch_database() as url:
         pii_key = base64.b64encode(os.urandom(32)).decode()
         keys = PiiKeys.from_master(load_master(pii_key, Path("/nonexistent")))
         from sqlalchemy.ext.asyncio import AsyncSession
@@ -158,9 +147,6 @@ async def main() -> dict:
             results[f"transcript_p99_ms_{label}"] = round(p99, 2)
             rows.append((f"{size:,}", f"{p99:.2f}", f"{took:.0f}"))
             have = size
-    finally:
-        await drop_database(admin_url, url)
-        del server
     table = Table("records in the ledger", "transcript p99 (ms, 500 records)", "seconds to generate",
                   title="Transcript read as the ledger grows")
     for r in rows:
@@ -173,8 +159,5 @@ async def main() -> dict:
 
 if __name__ == "__main__":
     results = asyncio.run(main())
-    out = ROOT / "bench" / "results.json"
-    merged = json.loads(out.read_text()) if out.exists() else {}
-    merged.update(results)
-    out.write_text(json.dumps(merged, indent=2) + "\n")
+    out = record_results(results)
     console.print(f"wrote {out}")

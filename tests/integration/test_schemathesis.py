@@ -5,46 +5,26 @@ real database) so the requests travel over HTTP exactly like a client's."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 
 from tests.integration.test_reliability import APPS
 from tests.support.factories import make_staff
+from tests.support.servers import serving
 
 EXAMPLES = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("service", list(APPS))
 async def test_no_operation_answers_5xx_and_every_error_is_a_problem(service, settings, engine):
     admin = await make_staff(engine, "province_admin")
     app = APPS[service](settings.model_copy(update={"rate_limit_per_minute": 0}))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            await asyncio.sleep(0.1)
     failures: list[str] = []
-    try:
+    async with serving(app) as base_url:
         schema = schemathesis.openapi.from_dict(app.openapi())
         operations = [result.ok() for result in schema.get_all_operations()]
 
@@ -67,7 +47,4 @@ async def test_no_operation_answers_5xx_and_every_error_is_a_problem(service, se
 
         for operation in operations:
             await asyncio.to_thread(fuzz, operation)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert not failures, "\n\n".join(failures)

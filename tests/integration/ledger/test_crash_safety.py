@@ -8,7 +8,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 
@@ -19,12 +18,7 @@ from hours_ledger.loadgen import BaseKey, make_records
 from tests.conftest import TEST_PII_KEY
 from tests.support.factories import approved_base, approved_course, make_staff
 from tests.support.proxy import DatabaseProxy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.servers import free_port
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen:
@@ -52,7 +46,7 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
     courses = tuple([str(await approved_course(catalog, base, fuzhou, topic=t, hours=7)) for t in ("1", "2", "4", "5")])
     proxy = DatabaseProxy(settings.database_url)
     await proxy.start()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")}
     env.update(XUESHI_DATABASE_URL=proxy.url, XUESHI_PII_KEY=TEST_PII_KEY, XUESHI_LEDGER_PORT=str(port),

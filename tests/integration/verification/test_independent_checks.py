@@ -11,17 +11,14 @@ import asyncio
 import copy
 import json
 import os
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from verification.app import create_app as create_verification
 
+from tests.support.servers import serving
 from tests.support.tools import debian_tool, npm_verifier
 
 OUTPUT = Path(__file__).resolve().parents[3] / "test-output"
@@ -116,12 +113,6 @@ async def test_pdfsig_finds_the_signature_valid_and_trusted_and_a_changed_byte_b
     assert "Signature is Valid." not in report, report
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_the_public_page_renders_in_headless_chromium(settings, verification, fuzhou, studied):
     chromium = None
     for name in ("chromium", "chromium-browser", "google-chrome"):
@@ -135,28 +126,14 @@ async def test_the_public_page_renders_in_headless_chromium(settings, verificati
         pytest.skip("chromium could not be installed")
     proof = await stamp(verification, fuzhou, studied)
 
-    port = _free_port()
-    config = uvicorn.Config(create_verification(settings), host="127.0.0.1", port=port, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.1)
+    async with serving(create_verification(settings)) as url:
         OUTPUT.mkdir(exist_ok=True)
         shot = OUTPUT / "verify-page.png"
         if shot.exists():
             shot.unlink()
         proc = await asyncio.to_thread(subprocess.run, [
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--window-size=412,915", f"--screenshot={shot}", f"http://127.0.0.1:{port}/verify/{proof['proof_id']}"],
+            "--window-size=412,915", f"--screenshot={shot}", f"{url}/verify/{proof['proof_id']}"],
             capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(OUTPUT)))
         assert shot.exists() and shot.stat().st_size > 5_000, proc.stderr[-2000:]
         print(f"screenshot: {shot}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
