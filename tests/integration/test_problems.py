@@ -142,3 +142,17 @@ async def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(settings)
     body = assert_problem(response, 500, "internal")
     assert "secret" not in response.text and "RuntimeError" not in response.text
     assert body["detail"]
+
+
+async def test_a_nul_character_is_a_422_problem_and_writes_nothing(catalog, admin, engine):
+    # Found by schemathesis: PostgreSQL text cannot hold U+0000.
+    body = {"field": "A02\u0000.1", "starts_on": "2026-01-01", "reason": "x\u0000y"}
+    response = await catalog.post("/v1/delegations", json=body, headers=admin.headers)
+    problem = assert_problem(response, 422)
+    assert {(e["field"], e["rule"]) for e in problem["errors"]} == {("field", "nul-character"),
+                                                                     ("reason", "nul-character")}
+    staff = await catalog.post("/v1/staff", json={"name": "a\u0000b", "role": "auditor"}, headers=admin.headers)
+    assert assert_problem(staff, 422)["errors"][0]["rule"] == "nul-character"
+    # Where no schema stands in front of the database (a query string), the database's refusal is mapped.
+    audit = await catalog.get("/v1/audit-events?outcome_prefix=a%00b", headers=admin.headers)
+    assert_problem(audit, 422, "nul-character")

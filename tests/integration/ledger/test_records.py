@@ -214,3 +214,12 @@ async def test_a_base_reads_only_its_own_records(ledger, catalog, fuzhou, base, 
         course, ric(17), [online_sitting(at("09:00"), at("10:00"))]), headers=base.headers)).json()["record_id"]
     assert (await ledger.get(f"/v1/records/{record_id}", headers=base.headers)).status_code == 200
     assert_problem(await ledger.get(f"/v1/records/{record_id}", headers=other.headers), 404, "record-not-found")
+
+
+async def test_a_nul_character_in_a_record_names_the_field_and_a_batch_survives_it(ledger, base, course):
+    body = record_body(course, ric(18), [online_sitting(at("09:00"), at("10:00"))], name="陈\u0000明")
+    problem = assert_problem(await ledger.post("/v1/records", json=body, headers=base.headers), 422)
+    assert problem["field"] == "name" and problem["errors"][0]["rule"] == "nul-character"
+    good = record_body(course, ric(19), [online_sitting(at("09:00"), at("10:00"))])
+    response = await ledger.post("/v1/records/batch", json={"records": [body, good]}, headers=base.headers)
+    assert [r["status"] for r in response.json()["results"]] == [422, 201]

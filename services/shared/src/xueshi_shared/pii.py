@@ -14,6 +14,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -46,6 +47,7 @@ def normalise_id_number(value: str) -> str:
     return value.strip().upper()
 
 
+@lru_cache(maxsize=65_536)  # people push many records: their numbers are checked once per process
 def id_number_error(id_type: str, value: str) -> str | None:
     """Why `value` is not a valid number of `id_type`, or None. Never echoes the number."""
     value = normalise_id_number(value)

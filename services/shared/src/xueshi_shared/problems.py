@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -242,6 +244,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return problem_response(exc.status_code, rule, detail, headers=getattr(exc, "headers", None))
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        # PostgreSQL text cannot hold NUL (U+0000); such a string is the client's error, not ours.
+        cause = getattr(exc, "orig", None) or exc
+        if _is_untextual(cause) or _is_untextual(getattr(cause, "__cause__", None)):
+            return problem_response(422, "nul-character", "text may not contain the NUL character (U+0000)",
+                                    title="Invalid input")
+        return await on_unexpected(request, exc)
+
     async def on_recursion(request: Request, exc: RecursionError) -> Response:
         return problem_response(400, "too-deep", "the request body is nested too deeply")
 
@@ -254,7 +264,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, on_recursion)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, on_database)  # type: ignore[arg-type]
+    app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, on_database)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _is_untextual(error: BaseException | None) -> bool:
+    return isinstance(error, asyncpg.exceptions.CharacterNotInRepertoireError
+                      | asyncpg.exceptions.UntranslatableCharacterError)
 
 
 def _route_template(request: Request) -> str:

@@ -5,15 +5,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = ["FieldErrorDoc", "PrincipalOut", "ProblemDocument", "StrictModel"]
 
 
 class StrictModel(BaseModel):
-    """Request bodies: an unknown field is an error, not something silently ignored."""
+    """Request bodies: an unknown field is an error, not something silently ignored; no text holds NUL."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000; refuse it here, naming the field, rather than at the database.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in items):
+            raise PydanticCustomError("nul-character", "text may not contain the NUL character (U+0000)")
+        return value
 
 
 class FieldErrorDoc(BaseModel):
