@@ -156,3 +156,9 @@ async def test_a_nul_character_is_a_422_problem_and_writes_nothing(catalog, admi
     # Where no schema stands in front of the database (a query string), the database's refusal is mapped.
     audit = await catalog.get("/v1/audit-events?outcome_prefix=a%00b", headers=admin.headers)
     assert_problem(audit, 422, "nul-character")
+
+
+async def test_an_integer_beyond_64_bits_in_a_query_is_a_422(catalog, admin):
+    # Found by schemathesis: before_id=12997980643367512440832 reached the database driver.
+    response = await catalog.get("/v1/audit-events?before_id=12997980643367512440832", headers=admin.headers)
+    assert_problem(response, 422)

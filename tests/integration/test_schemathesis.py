@@ -5,6 +5,7 @@ real database) so the requests travel over HTTP exactly like a client's."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import schemathesis
@@ -16,7 +17,7 @@ from tests.integration.test_reliability import APPS
 from tests.support.factories import make_staff
 from tests.support.servers import serving
 
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("XUESHI_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.mark.parametrize("service", list(APPS))
@@ -30,7 +31,9 @@ async def test_no_operation_answers_5xx_and_every_error_is_a_problem(service, se
 
         def fuzz(operation) -> None:
             @given(case=operation.as_strategy())
-            @hypothesis_settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+            # Derandomised: the same cases on every run, so CI is repeatable; raise XUESHI_FUZZ_EXAMPLES to dig.
+            @hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+                                 suppress_health_check=list(HealthCheck))
             def check(case):
                 response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {admin.token}"},
                                      timeout=30)

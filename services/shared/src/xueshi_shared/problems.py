@@ -250,7 +250,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         if _is_untextual(cause) or _is_untextual(getattr(cause, "__cause__", None)):
             return problem_response(422, "nul-character", "text may not contain the NUL character (U+0000)",
                                     title="Invalid input")
+        if isinstance(cause, asyncpg.exceptions.DatetimeFieldOverflowError | asyncpg.exceptions.NumericValueOutOfRangeError):
+            return problem_response(422, "out-of-range", "a number or date is outside what can be stored",
+                                    title="Invalid input")
         return await on_unexpected(request, exc)
+
+    async def on_overflow(request: Request, exc: OverflowError) -> Response:
+        # A number too large for the database's integer types reached a query: the client's error.
+        return problem_response(422, "out-of-range", "a number is outside the range this API accepts",
+                                title="Invalid input")
 
     async def on_recursion(request: Request, exc: RecursionError) -> Response:
         return problem_response(400, "too-deep", "the request body is nested too deeply")
@@ -265,6 +273,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, on_recursion)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, on_database)  # type: ignore[arg-type]
+    app.add_exception_handler(OverflowError, on_overflow)  # type: ignore[arg-type]
     app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, on_database)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)
 

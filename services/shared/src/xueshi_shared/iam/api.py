@@ -118,7 +118,7 @@ async def audit_events(
     outcome_prefix: str | None = Query(default=None, max_length=50),
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    before_id: int | None = Query(default=None, ge=1),
+    before_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> AuditPage:
     principal.require_staff("auditor", "province_admin")
