@@ -389,16 +389,19 @@ async def get_base(db: AsyncSession, principal: Principal, base_id: uuid.UUID) -
 
 async def list_bases(db: AsyncSession, principal: Principal, *, category: str | None, status: str | None,
                      scope_region: str | None) -> list[dict[str, Any]]:
-    query = sa.select(TrainingBase).order_by(TrainingBase.created_at)
-    if principal.kind == "base":
-        query = query.where(TrainingBase.id == principal.base_id)
-    if category:
-        query = query.where(TrainingBase.category == category)
-    if status:
-        query = query.where(TrainingBase.status == status)
-    if scope_region:
-        query = query.where(TrainingBase.scope_region == scope_region)
+    own = principal.base_id if principal.kind == "base" else None
+    query = _where_given(sa.select(TrainingBase).order_by(TrainingBase.created_at), (TrainingBase.id, own),
+                         (TrainingBase.category, category), (TrainingBase.status, status),
+                         (TrainingBase.scope_region, scope_region))
     return [await base_out(db, b) for b in (await db.scalars(query.limit(1000))).all()]
+
+
+def _where_given(query: sa.Select, *filters: tuple[Any, Any]) -> sa.Select:
+    """Add `column = value` for every filter whose value was given."""
+    for column, value in filters:
+        if value is not None and value != "":
+            query = query.where(column == value)
+    return query
 
 
 # ---- courses ------------------------------------------------------------------------------------
@@ -525,13 +528,7 @@ async def get_course(db: AsyncSession, principal: Principal, course_id: uuid.UUI
 
 async def list_courses(db: AsyncSession, principal: Principal, *, base_id: uuid.UUID | None, year: int | None,
                        status: str | None) -> list[dict[str, Any]]:
-    query = sa.select(Course).order_by(Course.submitted_at)
-    if principal.kind == "base":
-        query = query.where(Course.base_id == principal.base_id)
-    if base_id:
-        query = query.where(Course.base_id == base_id)
-    if year:
-        query = query.where(Course.year == year)
-    if status:
-        query = query.where(Course.status == status)
+    own = principal.base_id if principal.kind == "base" else None
+    query = _where_given(sa.select(Course).order_by(Course.submitted_at), (Course.base_id, own),
+                         (Course.base_id, base_id), (Course.year, year), (Course.status, status))
     return [await course_out(db, c) for c in (await db.scalars(query.limit(1000))).all()]
