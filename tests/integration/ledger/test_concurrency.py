@@ -191,3 +191,49 @@ async def test_batches_from_two_bases_for_one_person_at_once_keep_the_persons_lo
     assert day <= 540 * 60 and entries == 24
     integrity = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
     assert integrity["valid"] is True, integrity
+
+
+async def test_history_check_many_bases_many_people_overlapping_at_once(ledger, catalog, fuzhou, engine):
+    """Issue 7's history check: many bases push overlapping records for a small set of people at once;
+    afterwards every person-day is recomputed from the stored sittings and compared with the answers."""
+    bases = await five_bases(catalog, fuzhou)
+    people = [ric(210 + i) for i in range(4)]
+    rng = random.Random(11)
+    bodies = []
+    for i in range(80):
+        base, courses = bases[i % 5]
+        start = dt.datetime(2026, 6, 15 + rng.randrange(2), 5, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))) + \
+            dt.timedelta(minutes=rng.randrange(0, 16 * 60))
+        end = start + dt.timedelta(minutes=rng.randrange(30, 300))
+        bodies.append((base, record_body(rng.choice(courses), rng.choice(people),
+                                         [online_sitting(start.isoformat(), end.isoformat())])))
+    responses = await asyncio.gather(*(ledger.post("/v1/records", json=b, headers=base.headers) for base, b in bodies))
+    assert all(r.status_code == 201 for r in responses)
+    answered = {r.json()["record_id"]: r.json()["counted_minutes"] for r in responses}
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("""
+            SELECT r.id::text, r.person_id, r.counted_seconds,
+                   extract(epoch FROM a.started_at)::bigint, extract(epoch FROM a.ended_at)::bigint, a.day,
+                   extract(epoch FROM s.started_at)::bigint, extract(epoch FROM s.ended_at)::bigint
+            FROM hours_ledger.records r
+            JOIN hours_ledger.sittings s ON s.record_id = r.id
+            LEFT JOIN hours_ledger.allocations a ON a.record_id = r.id"""))).all()
+        days = {(p, d): n for p, d, n in (await conn.execute(sa.text(
+            "SELECT person_id, day, seconds FROM hours_ledger.person_days"))).all()}
+    # No acknowledged record lost, and what the API answered is what is stored.
+    stored = {rid: counted for rid, _, counted, *_ in rows}
+    assert set(stored) == set(answered)
+    assert all(answered[rid] == counted // 60 for rid, counted in stored.items())
+    recomputed: dict = {}
+    spans: dict = {}
+    for rid, person, _, a_start, a_end, day, s_start, s_end in rows:
+        if a_start is None:
+            continue
+        assert s_start <= a_start and a_end <= s_end, "counted time lies inside its own sitting"
+        recomputed[(person, day)] = recomputed.get((person, day), 0) + (a_end - a_start)
+        spans.setdefault(person, set()).add((a_start, a_end))
+    assert recomputed == {k: v for k, v in days.items() if v}, "the running day totals match the stored spans"
+    assert all(v <= 540 * 60 for v in recomputed.values()), "no day above 540 minutes"
+    for person_spans in spans.values():
+        assert total(merge(person_spans)) == total(person_spans), "no minute counted twice"
