@@ -227,7 +227,7 @@ async def test_history_check_many_bases_many_people_overlapping_at_once(ledger, 
     assert all(answered[rid] == counted // 60 for rid, counted in stored.items())
     recomputed: dict = {}
     spans: dict = {}
-    for rid, person, _, a_start, a_end, day, s_start, s_end in rows:
+    for _rid, person, _, a_start, a_end, day, s_start, s_end in rows:
         if a_start is None:
             continue
         assert s_start <= a_start and a_end <= s_end, "counted time lies inside its own sitting"
