@@ -16,8 +16,11 @@ XUESHI = [sys.executable, "-m", "xueshi_shared.cli"]
 
 
 def xueshi(*args: str, database_url: str, cwd, check: bool = True) -> subprocess.CompletedProcess:
+    from tests.conftest import TEST_PII_KEY
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")}
     env["DATABASE_URL"] = database_url
+    env["XUESHI_PII_KEY"] = TEST_PII_KEY  # the shared test database's stamps are sealed with it
     proc = subprocess.run([*XUESHI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -72,3 +75,15 @@ def test_openapi_writes_the_three_documents(tmp_path):
     proc = subprocess.run([*XUESHI, "openapi", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.json", "hours-ledger.json", "verification.json"]
+
+
+def test_stamps_are_created_once_rotated_and_listed(database_url, tmp_path, engine):
+    xueshi("stamps", "create", "all", database_url=database_url, cwd=tmp_path)
+    again = xueshi("stamps", "create", "A15", database_url=database_url, cwd=tmp_path)
+    assert "none" in again.stderr  # it exists already
+    rotated = xueshi("stamps", "rotate", "A15", database_url=database_url, cwd=tmp_path)
+    assert "now signing with key version" in rotated.stderr
+    listed = xueshi("stamps", "list", database_url=database_url, cwd=tmp_path)
+    assert "A15" in listed.stdout
+    unknown = xueshi("stamps", "rotate", "A99", database_url=database_url, cwd=tmp_path, check=False)
+    assert unknown.returncode == 2 and "unknown stamping body" in unknown.stderr

@@ -20,7 +20,7 @@ from xueshi_shared.timekeeping import today
 
 from . import schemas
 from .domain.courses import ReviewChecks, course_errors, review_errors, topic_or_field_errors
-from .domain.delegations import Period, overlaps, stamped_by
+from .domain.delegations import Period, active, overlaps, stamped_by
 from .domain.plans import plan_errors
 from .domain.regions import base_region_errors
 from .models import Authority, BaseDecision, Course, CourseReview, Delegation, Field, Plan, Topic, TrainingBase
@@ -130,7 +130,7 @@ async def list_fields(db: AsyncSession) -> list[dict[str, Any]]:
 def _delegation_out(d: Delegation, owner: str) -> dict[str, Any]:
     return {"id": d.id, "field": d.field, "authority": owner, "delegated_to": HR_AUTHORITY, "starts_on": d.starts_on,
             "ends_on": d.ends_on, "reason": d.reason, "end_reason": d.end_reason,
-            "active_today": _period(d).starts_on <= today() and (d.ends_on is None or today() <= d.ends_on)}
+            "active_today": active(_period(d), today())}
 
 
 async def list_delegations(db: AsyncSession) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ async def _one(db, principal: Principal, keys: PiiKeys, seminar: Any, trainee: s
                                      for d in trainee.days])
     if seminar.kind == "national" and trainee.assessment_passed is False:
         # Attendance is kept on the roster; nothing is credited.
-        person = await service._lock_person(db, keys, record)  # noqa: SLF001 - same service, same lock
+        person = await service.lock_person(db, keys, record.id_type, record.id_number, record.name)
         await _roster(db, seminar.id, person["id"], trainee, None)
         refusal = InvalidInput("national seminars credit only trainees who passed the completion assessment",
                                rule="seminar-assessment", field="assessment_passed")

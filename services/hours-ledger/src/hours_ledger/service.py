@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
@@ -94,18 +93,6 @@ def _result(record: dict[str, Any]) -> dict[str, Any]:
             "status": record["status"], "adjustments": record["adjustments"]}
 
 
-async def _lock_person(db: AsyncSession, keys: PiiKeys, body: schemas.RecordIn) -> dict[str, Any]:
-    lookup = keys.lookup_hash(body.id_number)
-    await db.execute(pg_insert(Person).values(
-        id_hash=lookup, id_type=body.id_type, id_cipher=keys.encrypt(body.id_type, body.id_number),
-        id_masked=mask_id_number(normalise_id_number(body.id_number)), name=body.name,
-    ).on_conflict_do_nothing(index_elements=["id_hash"]))
-    row = (await db.execute(
-        sa.select(Person.id, Person.entry_count, Person.last_hash).where(Person.id_hash == lookup).with_for_update()
-    )).mappings().one()
-    return dict(row)
-
-
 async def _driver(db: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session, inside the request's transaction.
 
@@ -144,27 +131,23 @@ _LOCK_PERSON = """
     ON CONFLICT (id_hash) DO UPDATE SET entry_count = p.entry_count
     RETURNING id, entry_count, last_hash"""
 
+# The person's state in one round trip, each table read once.
 _STATE = """
-    SELECT
-      ARRAY(SELECT extract(epoch FROM s.started_at)::bigint FROM hours_ledger.sittings s
-            JOIN hours_ledger.records r ON r.id = s.record_id
-            WHERE s.person_id = $1 AND r.reversed_at IS NULL
-              AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
-              AND s.ended_at > $2::timestamptz
-            ORDER BY s.started_at) AS busy_starts,
-      ARRAY(SELECT extract(epoch FROM s.ended_at)::bigint FROM hours_ledger.sittings s
-            JOIN hours_ledger.records r ON r.id = s.record_id
-            WHERE s.person_id = $1 AND r.reversed_at IS NULL
-              AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
-              AND s.ended_at > $2::timestamptz
-            ORDER BY s.started_at) AS busy_ends,
-      ARRAY(SELECT d.day FROM hours_ledger.person_days d
-            WHERE d.person_id = $1 AND d.day BETWEEN $4::date AND $5::date ORDER BY d.day) AS days,
-      ARRAY(SELECT d.seconds FROM hours_ledger.person_days d
-            WHERE d.person_id = $1 AND d.day BETWEEN $4::date AND $5::date ORDER BY d.day) AS day_seconds,
+    SELECT busy.starts AS busy_starts, busy.ends AS busy_ends, d.days, d.day_seconds,
       (SELECT coalesce(sum(r.credited_hours), 0) FROM hours_ledger.records r
        WHERE r.person_id = $1 AND r.year = $6::smallint AND r.category = 'public' AND r.topic = $7::text
-         AND r.reversed_at IS NULL) AS topic_used"""
+         AND r.reversed_at IS NULL) AS topic_used
+    FROM
+      (SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
+              coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
+       FROM hours_ledger.sittings s JOIN hours_ledger.records r ON r.id = s.record_id
+       WHERE s.person_id = $1 AND r.reversed_at IS NULL
+         AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
+         AND s.ended_at > $2::timestamptz) AS busy,
+      (SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
+              coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
+       FROM hours_ledger.person_days pd
+       WHERE pd.person_id = $1 AND pd.day BETWEEN $4::date AND $5::date) AS d"""
 
 # Everything a push writes, in one statement (data-modifying CTEs share one snapshot; foreign keys are
 # checked at its end, when the record row exists).
@@ -193,6 +176,13 @@ _WRITE = """
         recorded_at, prev_hash, hash)
       VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35))
     UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35 WHERE id = $5"""
+
+
+async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: str, name: str) -> Any:
+    """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash)."""
+    number = normalise_id_number(id_number)
+    return await (await _driver(db)).fetchrow(_LOCK_PERSON, keys.lookup_hash(number), id_type,
+                                              keys.encrypt(id_type, number), mask_id_number(number), name)
 
 
 def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
@@ -239,9 +229,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     if row is not None:
         return 200, _replay_result(row, digest, body.external_id)
 
-    id_number = normalise_id_number(body.id_number)
-    person = await conn.fetchrow(_LOCK_PERSON, keys.lookup_hash(id_number), body.id_type,
-                                 keys.encrypt(body.id_type, id_number), mask_id_number(id_number), body.name)
+    person = await lock_person(db, keys, body.id_type, body.id_number, body.name)
     # A retry of the same record may have landed while we waited for the person's lock.
     row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
     if row is not None:

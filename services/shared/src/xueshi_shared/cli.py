@@ -151,60 +151,58 @@ def _stamp_secret(settings: Settings) -> bytes:
         raise typer.Exit(2) from None
 
 
+def _with_stamp_body(body: str, action):
+    """Run `action(session, secret, name)` for a known stamping body in one transaction; exit 2 otherwise."""
+    from verification.keys import body_names
+
+    settings = _settings()
+    secret = _stamp_secret(settings)
+    url, _server = _database(settings)
+
+    async def run(session):
+        names = await body_names(session)
+        if body not in names:
+            raise KeyError(body)
+        return await action(session, secret, names[body])
+
+    try:
+        return asyncio.run(_with_transaction(url, run))
+    except KeyError:
+        err.print(f"[red]unknown stamping body {body!r}[/red]")
+        raise typer.Exit(2) from None
+
+
 @stamps_app.command("create")
 def stamps_create(
     body: Annotated[str, typer.Argument(help="350000 (省人社厅), a city code such as 350100, or an authority such as A15; "
                                              "'all' creates every missing stamp.")],
 ) -> None:
     """Create a stamping body's first stamp (Ed25519 + a CA-certified P-256 PDF key), encrypted at rest."""
-    from verification.keys import body_names, create_stamp
+    from verification.keys import create_stamp, current_stamp
     from verification.service import ensure_stamps
 
-    settings = _settings()
-    secret = _stamp_secret(settings)
-    url, _server = _database(settings)
+    if body == "all":
+        settings = _settings()
+        secret = _stamp_secret(settings)
+        url, _server = _database(settings)
+        created = asyncio.run(_with_transaction(url, lambda session: ensure_stamps(session, secret)))
+    else:
+        async def create(session, secret, name):
+            if await current_stamp(session, body) is not None:
+                return []
+            await create_stamp(session, secret, body, name)
+            return [body]
 
-    async def create(session):
-        if body == "all":
-            return await ensure_stamps(session, secret)
-        names = await body_names(session)
-        if body not in names:
-            raise KeyError(body)
-        from verification.keys import current_stamp
-
-        if await current_stamp(session, body) is not None:
-            return []
-        await create_stamp(session, secret, body, names[body])
-        return [body]
-
-    try:
-        created = asyncio.run(_with_transaction(url, create))
-    except KeyError:
-        err.print(f"[red]unknown stamping body {body!r}[/red]")
-        raise typer.Exit(2) from None
+        created = _with_stamp_body(body, create)
     err.print(f"created stamps: {', '.join(created) or 'none (they exist; use `xueshi stamps rotate`)'}")
 
 
 @stamps_app.command("rotate")
 def stamps_rotate(body: Annotated[str, typer.Argument(help="The stamping body.")]) -> None:
     """Give a body a new key version; earlier versions stay published so earlier proofs keep verifying."""
-    from verification.keys import body_names, create_stamp
+    from verification.keys import create_stamp
 
-    settings = _settings()
-    secret = _stamp_secret(settings)
-    url, _server = _database(settings)
-
-    async def rotate(session):
-        names = await body_names(session)
-        if body not in names:
-            raise KeyError(body)
-        return await create_stamp(session, secret, body, names[body])
-
-    try:
-        version = asyncio.run(_with_transaction(url, rotate))
-    except KeyError:
-        err.print(f"[red]unknown stamping body {body!r}[/red]")
-        raise typer.Exit(2) from None
+    version = _with_stamp_body(body, lambda session, secret, name: create_stamp(session, secret, body, name))
     err.print(f"{body}: now signing with key version {version}")
 
 
