@@ -154,12 +154,12 @@ async def push_batches(base_url: str, records: list[tuple[str, dict]], size: int
 def baseline_rows(n: int, person_id: int) -> list[tuple]:
     now = dt.datetime.now(dt.UTC)
     base = uuid.uuid4()
-    return [(uuid.uuid4(), base, f"baseline-{uuid.uuid4().hex}", os.urandom(32), person_id, uuid.uuid4(), 2026,
+    return [(uuid.uuid4(), base, f"baseline-{uuid.uuid4().hex}", person_id, uuid.uuid4(), 2026,
              "public", "1", None, 7, "online", "单位", uscc(1), "350102", None, 3600, 1, "partial", "[]", now)
             for _ in range(n)]
 
 
-COLUMNS = ("id", "base_id", "external_id", "request_hash", "person_id", "course_id", "year", "category", "topic",
+COLUMNS = ("id", "base_id", "external_id", "person_id", "course_id", "year", "category", "topic",
            "field", "course_hours", "mode", "unit_name", "unit_uscc", "unit_region", "exam", "counted_seconds",
            "credited_hours", "status", "adjustments", "created_at")
 

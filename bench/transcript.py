@@ -1,6 +1,7 @@
 """Transcript benchmark: p99 of reading one person's year (500 records) while the ledger holds 1 million and
 then 10 million records. The cost must stay flat as the ledger grows: every read goes through the
-person's indexes (people.id_hash, records(person_id, year), sittings(record_id)), never a scan.
+person's indexes (person_keys, records(person_id, year, id) in the year's partition, sittings(person_id,
+record_id)), never a scan.
 
 The background rows are generated inside PostgreSQL (generate_series), the measured person's records are
 real ones with sittings; the reads go through the real hours-ledger app (ASGI, in process) with an
@@ -37,22 +38,25 @@ PER_PERSON = 20  # background records per background person
 PEOPLE_START = 500 // PER_PERSON  # index of the first background person
 
 BACKGROUND = """
-INSERT INTO hours_ledger.people (id_hash, id_type, id_cipher, id_masked, name)
-SELECT decode(md5('p' || g) || md5('q' || g), 'hex'), 'RIC', '\\x00', '350102********0000', 'bg'
-FROM generate_series($1::bigint, $2::bigint - 1) AS g;
+WITH p AS (
+  INSERT INTO hours_ledger.people (id_hash, id_type, id_cipher, id_masked, name)
+  SELECT decode(md5('p' || g) || md5('q' || g), 'hex'), 'RIC', '\\x00', '350102********0000', 'bg'
+  FROM generate_series($1::bigint, $2::bigint - 1) AS g
+  RETURNING id, id_hash)
+INSERT INTO hours_ledger.person_keys (id_hash, person_id) SELECT id_hash, id FROM p;
 
 WITH r AS (
-  INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year, category,
+  INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year, category,
     topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours,
     status, adjustments)
   SELECT gen_random_uuid(), ('00000000-0000-4000-8000-00000000000' || (g % 10))::uuid, 'bg-' || g,
-    '\\x00', $1::bigint + (g / {per}), '00000000-0000-4000-8000-000000000100'::uuid, 2026, 'public', '1', NULL, 7,
+    $1::bigint + (g / {per}), '00000000-0000-4000-8000-000000000100'::uuid, 2026, 'public', '1', NULL, 7,
     'online', '单位', '91350100M000000000', '350102', NULL, 3600, 1, 'partial', '[]'
   FROM generate_series($2::bigint, $3::bigint - 1) AS g
   RETURNING id, person_id, external_id)
-INSERT INTO hours_ledger.sittings (record_id, person_id, started_at, ended_at, media_seconds, identity_passed,
-  identity_failed)
-SELECT r.id, r.person_id, timestamptz '2026-06-01 08:00+08' + (abs(hashtext(r.external_id)) % 100) * interval '1 day',
+INSERT INTO hours_ledger.sittings (record_id, person_id, year, started_at, ended_at, media_seconds,
+  identity_passed, identity_failed)
+SELECT r.id, r.person_id, 2026, timestamptz '2026-06-01 08:00+08' + (abs(hashtext(r.external_id)) % 100) * interval '1 day',
        timestamptz '2026-06-01 09:00+08' + (abs(hashtext(r.external_id)) % 100) * interval '1 day', 3600, 1, 0
 FROM r
 """
@@ -62,11 +66,13 @@ async def grow(url: str, people_from: int, people_to: int, records_from: int, re
     conn = await asyncpg.connect(libpq_url(url))
     try:
         statements = [s for s in BACKGROUND.format(per=PER_PERSON).split(";\n") if s.strip()]
+        await conn.execute("SELECT hours_ledger.open_year(2026)")
         await conn.execute(statements[0].replace("$1::bigint", str(people_from)).replace("$2::bigint", str(people_to)))
         # Background person k has id offset + k (identity values are consecutive: nothing else inserts).
         offset = await conn.fetchval("SELECT min(id) FROM hours_ledger.people WHERE name = 'bg'") - PEOPLE_START
         await conn.execute(statements[1], offset, records_from, records_to)
-        await conn.execute("ANALYZE hours_ledger.people; ANALYZE hours_ledger.records; ANALYZE hours_ledger.sittings")
+        await conn.execute("ANALYZE hours_ledger.people; ANALYZE hours_ledger.person_keys; "
+                           "ANALYZE hours_ledger.records; ANALYZE hours_ledger.sittings")
     finally:
         await conn.close()
 
@@ -74,24 +80,27 @@ async def grow(url: str, people_from: int, people_to: int, records_from: int, re
 async def add_person_with_records(url: str, keys: PiiKeys, id_number: str, n: int) -> None:
     conn = await asyncpg.connect(libpq_url(url))
     try:
+        await conn.execute("SELECT hours_ledger.open_year(2026)")
         person = await conn.fetchval(
             "INSERT INTO hours_ledger.people (id_hash, id_type, id_cipher, id_masked, name) "
             "VALUES ($1, 'RIC', $2, $3, '学员') RETURNING id",
             keys.lookup_hash(id_number), keys.encrypt("RIC", id_number), id_number[:6] + "********" + id_number[-4:])
+        await conn.execute("INSERT INTO hours_ledger.person_keys (id_hash, person_id) VALUES ($1, $2)",
+                           keys.lookup_hash(id_number), person)
         await conn.execute("""
             WITH r AS (
-              INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year,
+              INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year,
                 category, topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, counted_seconds,
                 credited_hours, status, adjustments)
-              SELECT gen_random_uuid(), '00000000-0000-4000-8000-000000000001'::uuid, 'heavy-' || g, '\\x00', $1,
+              SELECT gen_random_uuid(), '00000000-0000-4000-8000-000000000001'::uuid, 'heavy-' || g, $1,
                 '00000000-0000-4000-8000-000000000100'::uuid, 2026,
                 CASE WHEN g % 5 = 0 THEN 'public' ELSE 'professional' END,
                 CASE WHEN g % 5 = 0 THEN '1' END, CASE WHEN g % 5 = 0 THEN NULL ELSE 'A15.1' END, 2, 'online', '单位',
                 '91350100M000000000', '350102', 5400, 2, 'credited', '[]'
               FROM generate_series(1, $2) AS g RETURNING id, external_id)
-            INSERT INTO hours_ledger.sittings (record_id, person_id, started_at, ended_at, media_seconds,
+            INSERT INTO hours_ledger.sittings (record_id, person_id, year, started_at, ended_at, media_seconds,
               identity_passed, identity_failed)
-            SELECT r.id, $1, timestamptz '2026-03-01 08:00+08' + (substr(r.external_id, 7)::int) * interval '2 hours',
+            SELECT r.id, $1, 2026, timestamptz '2026-03-01 08:00+08' + (substr(r.external_id, 7)::int) * interval '2 hours',
                    timestamptz '2026-03-01 09:30+08' + (substr(r.external_id, 7)::int) * interval '2 hours', 5400, 1, 0
             FROM r""", person, n)
     finally:

@@ -23,7 +23,8 @@ TEST_PII_KEY = base64.b64encode(b"xueshi test key, never in prod!!").decode()
 MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
-    "hours_ledger.seminar_trainees", "hours_ledger.records", "hours_ledger.people",
+    "hours_ledger.seminar_trainees", "hours_ledger.records", "hours_ledger.record_keys", "hours_ledger.people",
+    "hours_ledger.person_keys",
     "verification.proofs", "verification.status_lists",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from xueshi_shared.migrations import HISTORIES
+from xueshi_shared.migrations import HISTORIES, comparison_options
 from xueshi_shared.openapi import render_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ async def test_migrations_produce_exactly_the_tables_the_models_describe(engine,
             sync_conn,
             opts={
                 "include_schemas": True,
-                "include_name": lambda name, type_, parents: name == schema if type_ == "schema" else True,
+                **comparison_options(schema),
                 "version_table_schema": schema,
             },
         )

@@ -1,4 +1,13 @@
-"""Tables of the `hours_ledger` schema (owned by this service alone)."""
+"""Tables of the `hours_ledger` schema (owned by this service alone).
+
+Ready for Citus (docs/scale-out.md): every per-person table carries the person key (`people.id`,
+`person_id` elsewhere) in each primary key, unique constraint and foreign key, so that the tables can be
+distributed by it and colocated; the two lookups that are not by person (a person by ID-number hash, a
+record by base and external id) are tables of their own, keyed by what they look up. `records`,
+`sittings` and `allocations` are partitioned by plan year (one partition per year, opened on its first
+record: `open_year`). `xueshi_shared.distribution` says how each table is placed; a test checks it against
+the database catalog.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +26,16 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(schema=SCHEMA)
 
 
+class PersonKey(Base):
+    """Finds a person by the keyed hash of the ID number; its primary key makes the ID number unique."""
+
+    __tablename__ = "person_keys"
+    id_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), primary_key=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class Person(Base):
-    """One learner. The ID number is kept encrypted; lookups go through a keyed hash.
+    """One learner. The ID number is kept encrypted; lookups go through a keyed hash (`person_keys`).
 
     The row is also the person's lock: every write about the person holds it (SELECT ... FOR UPDATE), so
     concurrent pushes for one person serialise while different people proceed in parallel.
@@ -26,7 +43,7 @@ class Person(Base):
 
     __tablename__ = "people"
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    id_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    id_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), index=True)
     id_type: Mapped[str] = mapped_column(sa.String(16))
     id_cipher: Mapped[bytes] = mapped_column(sa.LargeBinary)
     id_masked: Mapped[str] = mapped_column(sa.String(32))
@@ -37,15 +54,29 @@ class Person(Base):
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
+class RecordKey(Base):
+    """A base's external id of a record: unique per base, and what makes a repeated push a replay."""
+
+    __tablename__ = "record_keys"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    external_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    year: Mapped[int] = mapped_column(sa.SmallInteger)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+
+
+PARTITIONED_BY_YEAR = ("records", "sittings", "allocations")
+
+
 class Record(Base):
     __tablename__ = "records"
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()"))
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     external_id: Mapped[str] = mapped_column(sa.String(128))
-    request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
-    person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"))
     course_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    year: Mapped[int] = mapped_column(sa.SmallInteger)
     category: Mapped[str] = mapped_column(sa.String(16))
     topic: Mapped[str | None] = mapped_column(sa.String(8))
     field: Mapped[str | None] = mapped_column(sa.String(16))
@@ -64,36 +95,53 @@ class Record(Base):
     reversed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reversal_reason: Mapped[str | None] = mapped_column(sa.Text)
     __table_args__ = (
-        sa.UniqueConstraint("base_id", "external_id", name="records_external_id_per_base"),
-        sa.Index("records_person_year", "person_id", "year"),
+        sa.Index("records_id", "id"),
+        {"postgresql_partition_by": "RANGE (year)"},
     )
+
+
+def _record_fk() -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(["person_id", "year", "record_id"],
+                                   ["records.person_id", "records.year", "records.id"])
 
 
 class Sitting(Base):
     __tablename__ = "sittings"
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("records.id"), index=True)
-    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     ended_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     media_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     identity_passed: Mapped[int | None] = mapped_column(sa.Integer)
     identity_failed: Mapped[int | None] = mapped_column(sa.Integer)
-    __table_args__ = (sa.Index("sittings_person_start", "person_id", "started_at"),)
+    __table_args__ = (
+        _record_fk(),
+        sa.Index("sittings_person_start", "person_id", "started_at"),
+        sa.Index("sittings_record", "person_id", "record_id"),
+        {"postgresql_partition_by": "RANGE (year)"},
+    )
 
 
 class Allocation(Base):
     """The seconds of a record that counted, where they lie and on which Fujian day."""
 
     __tablename__ = "allocations"
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("records.id"), index=True)
-    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     day: Mapped[dt.date] = mapped_column(sa.Date)
     started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     ended_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     seconds: Mapped[int] = mapped_column(sa.Integer)
-    __table_args__ = (sa.Index("allocations_person_day", "person_id", "day"),)
+    __table_args__ = (
+        _record_fk(),
+        sa.Index("allocations_person_day", "person_id", "day"),
+        sa.Index("allocations_record", "person_id", "record_id"),
+        {"postgresql_partition_by": "RANGE (year)"},
+    )
 
 
 class PersonDay(Base):
@@ -109,9 +157,8 @@ class Entry(Base):
     """The append-only ledger: a credit per record, a reversal per correction, chained by hash per person."""
 
     __tablename__ = "entries"
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    person_id: Mapped[int] = mapped_column(sa.BigInteger)
-    seq: Mapped[int] = mapped_column(sa.Integer)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     kind: Mapped[str] = mapped_column(sa.String(16))
     hours: Mapped[int] = mapped_column(sa.SmallInteger)
@@ -122,7 +169,6 @@ class Entry(Base):
     prev_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     __table_args__ = (
-        sa.UniqueConstraint("person_id", "seq", name="entries_seq_per_person"),
         sa.CheckConstraint("kind IN ('credit', 'reversal')", name="kind"),
     )
 

@@ -17,7 +17,7 @@ from xueshi_shared.pii import PiiKeys
 from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, Problem, field_errors
 
 from . import schemas, service
-from .models import Person, SeminarTrainee
+from .models import PersonKey, SeminarTrainee
 
 _SEMINAR = sa.text("""SELECT id, kind, organizer_base_id, course_id, status FROM catalog.published_seminars
                       WHERE id = :id""")
@@ -70,7 +70,8 @@ async def _one(db, principal: Principal, keys: PiiKeys, seminar: Any, trainee: s
                                rule="seminar-assessment", field="assessment_passed")
         return {"status": refusal.status, "problem": refusal.body()}  # returned, not raised: the roster stays
     status, result = await service.push_record(db, principal, record, keys, now)
-    person_id = await db.scalar(sa.select(Person.id).where(Person.id_hash == keys.lookup_hash(trainee.id_number)))
+    person_id = await db.scalar(
+        sa.select(PersonKey.person_id).where(PersonKey.id_hash == keys.lookup_hash(trainee.id_number)))
     await _roster(db, seminar.id, person_id, trainee, result["record_id"])
     return {"status": status, "result": result}
 

@@ -7,10 +7,12 @@ wait for each other. The lock is taken after everything that needs no lock (vali
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import uuid
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -18,14 +20,15 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.database import libpq_url
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
-from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import schemas
 from .domain import rules
-from .models import ZERO_HASH, Allocation, Entry, Person, PersonDay, Record, Sitting
+from .models import ZERO_HASH, Allocation, Entry, Person, PersonDay, PersonKey, Record, Sitting
 
 HR_AUTHORITY = "A12"
 # 人社部令第25号《专业技术人员继续教育规定》第八条: at least 90 学时 a year, professional at least two thirds.
@@ -121,15 +124,35 @@ _STANDING_AND_COURSE = """
     LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
 
 _REPLAY = """
-    SELECT id, external_id, request_hash, credited_hours, counted_seconds, status, adjustments
-    FROM hours_ledger.records WHERE base_id = $1 AND external_id = $2"""
+    SELECT r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status, r.adjustments
+    FROM hours_ledger.record_keys k
+    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
+    WHERE k.base_id = $1 AND k.external_id = $2"""
 
-# Creates the person on first sight, and in every case takes the person's row lock.
-_LOCK_PERSON = """
-    INSERT INTO hours_ledger.people AS p (id_hash, id_type, id_cipher, id_masked, name)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (id_hash) DO UPDATE SET entry_count = p.entry_count
+# Finds the person by the ID number's keyed hash and takes the person's row lock.
+_FIND_PERSON = """
+    SELECT p.id, p.entry_count, p.last_hash
+    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
+    WHERE k.id_hash = $1
+    FOR UPDATE OF p"""
+
+# Creates a person on first sight. Returns nothing if a concurrent push created the same person first
+# (its person_keys row is then committed, and _FIND_PERSON sees it).
+_NEW_PERSON = """
+    WITH k AS (
+      INSERT INTO hours_ledger.person_keys (id_hash, person_id)
+      VALUES ($1, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')))
+      ON CONFLICT (id_hash) DO NOTHING
+      RETURNING person_id)
+    INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
+    SELECT person_id, $1, $2, $3, $4, $5 FROM k
     RETURNING id, entry_count, last_hash"""
+
+_YEAR_OPEN = "SELECT to_regclass('hours_ledger.records_y' || $1::int) IS NOT NULL"
+# Plan years whose partitions this process has seen (a partition is never dropped while the ledger runs;
+# if an operator detaches one anyway, the write fails, the year is forgotten, and a retry reopens it).
+_open_years: set[int] = set()
+_opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 # The person's state in one round trip, each table read once.
 _STATE = """
@@ -140,7 +163,8 @@ _STATE = """
     FROM
       (SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
               coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
-       FROM hours_ledger.sittings s JOIN hours_ledger.records r ON r.id = s.record_id
+       FROM hours_ledger.sittings s
+       JOIN hours_ledger.records r ON r.person_id = s.person_id AND r.year = s.year AND r.id = s.record_id
        WHERE s.person_id = $1 AND r.reversed_at IS NULL
          AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
          AND s.ended_at > $2::timestamptz) AS busy,
@@ -153,19 +177,22 @@ _STATE = """
 # checked at its end, when the record row exists).
 _WRITE = """
     WITH rec AS (
-      INSERT INTO hours_ledger.records (id, base_id, external_id, request_hash, person_id, course_id, year, category,
-        topic, field, course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours,
-        status, adjustments, created_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18, $19,
-              $20::jsonb, $21)),
+      INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year, category, topic, field,
+        course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours, status,
+        adjustments, created_at)
+      VALUES ($1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18, $19, $20::jsonb,
+              $21)),
+    rkey AS (
+      INSERT INTO hours_ledger.record_keys (base_id, external_id, request_hash, person_id, year, record_id)
+      VALUES ($2, $3, $4, $5, $7, $1)),
     sit AS (
-      INSERT INTO hours_ledger.sittings (record_id, person_id, started_at, ended_at, media_seconds, identity_passed,
-        identity_failed)
-      SELECT $1, $5, u.s, u.e, u.m, u.p, u.f
+      INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
+        identity_passed, identity_failed)
+      SELECT $5, $7, $1, u.s, u.e, u.m, u.p, u.f
       FROM unnest($22::timestamptz[], $23::timestamptz[], $24::int[], $25::int[], $26::int[]) AS u(s, e, m, p, f)),
     alloc AS (
-      INSERT INTO hours_ledger.allocations (record_id, person_id, day, started_at, ended_at, seconds)
-      SELECT $1, $5, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
+      INSERT INTO hours_ledger.allocations (person_id, year, record_id, day, started_at, ended_at, seconds)
+      SELECT $5, $7, $1, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
       FROM unnest($27::date[], $28::timestamptz[], $29::timestamptz[]) AS u(d, s, e)),
     days AS (
       INSERT INTO hours_ledger.person_days AS pd (person_id, day, seconds)
@@ -178,11 +205,41 @@ _WRITE = """
     UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35 WHERE id = $5"""
 
 
+async def open_year(db: AsyncSession, year: int) -> None:
+    """Make sure the plan year's partitions exist, before the request touches any ledger table.
+
+    The partitions are created on a connection of their own (autocommit, outside the pool, so that a full
+    pool cannot starve it), so that the DDL's brief lock never waits on this request's own transaction. It
+    runs once per year, on the year's first record; one request per process does it, the others wait.
+    """
+    if year in _open_years:
+        return
+    async with _opening.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        if year in _open_years:
+            return
+        if not await (await _driver(db)).fetchval(_YEAR_OPEN, year):
+            url = db.bind.url.render_as_string(hide_password=False)
+            ddl = await asyncpg.connect(libpq_url(url))
+            try:
+                await ddl.execute("SET lock_timeout = '10s'")
+                await ddl.execute("SELECT hours_ledger.open_year($1)", year)
+            finally:
+                await ddl.close()
+        _open_years.add(year)
+
+
 async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: str, name: str) -> Any:
     """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash)."""
     number = normalise_id_number(id_number)
-    return await (await _driver(db)).fetchrow(_LOCK_PERSON, keys.lookup_hash(number), id_type,
-                                              keys.encrypt(id_type, number), mask_id_number(number), name)
+    conn = await _driver(db)
+    digest = keys.lookup_hash(number)
+    person = await conn.fetchrow(_FIND_PERSON, digest)
+    if person is None:
+        person = await conn.fetchrow(_NEW_PERSON, digest, id_type, keys.encrypt(id_type, number),
+                                     mask_id_number(number), name)
+    if person is None:
+        person = await conn.fetchrow(_FIND_PERSON, digest)
+    return person
 
 
 def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
@@ -224,6 +281,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     refused = rules.refusals(course["mode"], plan, sittings, exam, _epoch(now))
     InvalidInput.check([FieldError(f, r, d) for f, r, d in refused])
 
+    await open_year(db, course["year"])
     digest = request_hash(keys, body)
     row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
     if row is not None:
@@ -270,8 +328,14 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
             [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
             [_instant(a.end) for a in decision.allocations],
             list(per_day), list(per_day.values()), seq, principal.id, prev, entry)
+    except asyncpg.CheckViolationError as exc:
+        if "no partition" not in str(exc):
+            raise
+        _open_years.discard(course["year"])
+        raise Unavailable(f"the ledger's partitions for {course['year']} were removed while it ran; retry to "
+                          "reopen the year", rule="year-not-open") from None
     except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "records_external_id_per_base":
+        if exc.constraint_name != "record_keys_pkey":
             raise
         # Same base and external_id pushed at the same moment for another person (same body means the same
         # person, whose pushes serialise on the lock): a different record under a used id.
@@ -304,13 +368,14 @@ def _governs(actor: Actor, category: str, unit_region: str, field: str | None, s
 async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid.UUID, reason: str,
                          now: dt.datetime) -> dict[str, Any]:
     principal.require_staff("province_admin", "city_admin", "authority_reviewer")
-    found = (await db.execute(sa.select(Record.person_id).where(Record.id == record_id))).first()
+    found = (await db.execute(sa.select(Record.person_id, Record.year).where(Record.id == record_id))).first()
     if found is None:
         raise NotFound("no such record", rule="record-not-found")
     person = dict((await db.execute(
         sa.select(Person.id, Person.entry_count, Person.last_hash).where(Person.id == found.person_id)
         .with_for_update())).mappings().one())
-    record = (await db.execute(sa.select(Record).where(Record.id == record_id))).scalar_one()
+    record = (await db.execute(sa.select(Record).where(
+        Record.person_id == found.person_id, Record.year == found.year, Record.id == record_id))).scalar_one()
     actor = Actor(principal.role, principal.region, principal.authority)
     if not _governs(actor, record.category, record.unit_region, record.field, await _stamping(db)):
         raise Forbidden("your role and scope do not govern this record", rule="out-of-scope")
@@ -318,7 +383,9 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
         raise Conflict("the record has already been reversed", rule="already-reversed")
     record.reversed_at, record.reversed_by, record.reversal_reason = now, principal.id, reason
     per_day = (await db.execute(
-        sa.select(Allocation.day, sa.func.sum(Allocation.seconds)).where(Allocation.record_id == record_id)
+        sa.select(Allocation.day, sa.func.sum(Allocation.seconds))
+        .where(Allocation.person_id == found.person_id, Allocation.year == found.year,
+               Allocation.record_id == record_id)
         .group_by(Allocation.day))).all()
     for day, seconds in per_day:
         await db.execute(sa.update(PersonDay).where(PersonDay.person_id == person["id"], PersonDay.day == day)
@@ -334,14 +401,17 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
 async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_number: str,
                      year: int) -> dict[str, Any]:
     principal.require_staff()
-    person = (await db.execute(sa.select(Person).where(Person.id_hash == keys.lookup_hash(id_number)))).scalar_one_or_none()
+    person = (await db.execute(
+        sa.select(Person).join(PersonKey, PersonKey.person_id == Person.id)
+        .where(PersonKey.id_hash == keys.lookup_hash(id_number)))).scalar_one_or_none()
     if person is None:
         raise NotFound("no study records for this person", rule="person-not-found")
     records = (await db.execute(
         sa.select(Record, sa.func.min(Sitting.started_at), sa.func.max(Sitting.ended_at))
-        .join(Sitting, Sitting.record_id == Record.id)
+        .join(Sitting, sa.and_(Sitting.person_id == Record.person_id, Sitting.year == Record.year,
+                               Sitting.record_id == Record.id))
         .where(Record.person_id == person.id, Record.year == year)
-        .group_by(Record.id).order_by(sa.func.min(Sitting.started_at)))).all()
+        .group_by(Record.person_id, Record.year, Record.id).order_by(sa.func.min(Sitting.started_at)))).all()
 
     if principal.role not in ("province_admin", "auditor"):
         actor = Actor(principal.role, principal.region, principal.authority)
@@ -423,7 +493,7 @@ async def check_integrity(db: AsyncSession, principal: Principal, limit: int = 1
         sa.select(Entry.person_id, Entry.seq, Entry.record_id, Entry.kind, Entry.hours, Entry.seconds,
                   Entry.actor_id, Entry.reason, Entry.recorded_at, Entry.prev_hash, Entry.hash,
                   Record.credited_hours, Record.counted_seconds, Record.reversed_at)
-        .outerjoin(Record, Record.id == Entry.record_id)
+        .outerjoin(Record, sa.and_(Record.person_id == Entry.person_id, Record.id == Entry.record_id))
         .order_by(Entry.person_id, Entry.seq).execution_options(yield_per=5000))
     async for e in stream:
         checked += 1

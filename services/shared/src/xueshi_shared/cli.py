@@ -68,6 +68,29 @@ def db_upgrade() -> None:
     err.print("[green]database at head[/green]")
 
 
+@db_app.command("citus")
+def db_citus() -> None:
+    """Print the SQL that places every table on a Citus cluster (checks the schema first; exit 1 if not ready)."""
+    from .distribution import citus_sql
+
+    settings = _settings()
+    url, _server = _database(settings)
+
+    async def render() -> str:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with engine.connect() as conn:
+                return await citus_sql(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        typer.echo(asyncio.run(render()), nl=False)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
 @staff_app.command("add")
 def staff_add(
     name: Annotated[str, typer.Option(help="The person's name.")],

@@ -158,6 +158,18 @@ class Conflict(Problem):
     title = "Conflict"
 
 
+class Unavailable(Problem):
+    """A passing condition: the same request will succeed when retried after `Retry-After` seconds."""
+
+    status = 503
+    rule = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: str = "1", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": retry_after})
+        super().__init__(detail, **kwargs)
+
+
 # Statuses Starlette raises by itself, with the slug each one gets.
 _HTTP_RULES = {
     400: "bad-request",

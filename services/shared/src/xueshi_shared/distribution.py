@@ -1,0 +1,189 @@
+"""Where each table goes on a Citus (distributed PostgreSQL) cluster, and the check that the schema allows it.
+
+Three placements (deploy/scale-out.md explains the choices):
+
+- **distributed** by a column: rows are spread over the workers by the hash of that column. Tables of one
+  colocation group keep the rows of one key on one worker: everything a push reads and writes about a
+  person (the person row and its lock, records, sittings, allocations, day totals, entries, seminar rosters)
+  is in the `person` group, so a push is a single-worker transaction. The two lookups that are not by
+  person are distributed by what they look up: `person_keys` by the ID number's keyed hash, `record_keys`
+  by the base.
+- **reference**: a full copy on every worker (the catalog, principals and tokens): small, read by every
+  request, joined with distributed tables locally.
+- **coordinator**: stays on the coordinator (Citus adds it to its metadata as a local table): the audit
+  trail (staff actions), the verification service's tables (one proof per person and year, status lists
+  that need one global counter), alembic's version tables.
+
+`placement_problems` reads the database catalog and lists everything Citus would refuse; `citus_sql`
+writes the statements that distribute a database that passes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+SCHEMAS = ("iam", "catalog", "hours_ledger", "verification")
+
+
+@dataclass(frozen=True)
+class Placement:
+    kind: Literal["distributed", "reference", "coordinator"]
+    column: str | None = None
+    group: str | None = None  # colocation group: tables of one group keep one key's rows on one worker
+
+
+def _person(column: str = "person_id") -> Placement:
+    return Placement("distributed", column, "person")
+
+
+REFERENCE = Placement("reference")
+COORDINATOR = Placement("coordinator")
+
+PLACEMENTS: dict[str, Placement] = {
+    # the ledger: per person
+    "hours_ledger.people": _person("id"),
+    "hours_ledger.records": _person(),
+    "hours_ledger.sittings": _person(),
+    "hours_ledger.allocations": _person(),
+    "hours_ledger.person_days": _person(),
+    "hours_ledger.entries": _person(),
+    "hours_ledger.seminar_trainees": _person(),
+    # the ledger: lookups by something else than the person
+    "hours_ledger.person_keys": Placement("distributed", "id_hash", "id-hash"),
+    "hours_ledger.record_keys": Placement("distributed", "base_id", "base"),
+    # the catalog: reference data of every request
+    **{f"catalog.{t}": REFERENCE for t in (
+        "plans", "topics", "authorities", "fields", "delegations", "bases", "base_decisions", "courses",
+        "course_reviews", "seminar_plans", "seminars", "seminar_changes", "seminar_materials", "survey_responses")},
+    "iam.principals": REFERENCE,
+    "iam.tokens": REFERENCE,
+    "iam.audit_events": COORDINATOR,
+    **{f"verification.{t}": COORDINATOR for t in ("certificate_authority", "stamps", "status_lists", "proofs")},
+    **{f"{s}.alembic_version": COORDINATOR for s in SCHEMAS},
+}
+
+_TABLES = """
+SELECT n.nspname || '.' || c.relname AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(:schemas) AND c.relkind IN ('r', 'p') AND NOT c.relispartition"""
+
+# Constraints declared on the tables themselves (not the copies PostgreSQL makes for partitions), with
+# their columns by name, in key order.
+_CONSTRAINTS = """
+SELECT n.nspname || '.' || c.relname AS tbl, k.conname::text, k.contype::text,
+       ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(attnum, i)
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.i) AS cols,
+       fn.nspname || '.' || fc.relname AS ref,
+       ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(attnum, i)
+             JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum ORDER BY u.i) AS ref_cols
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class fc ON fc.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE n.nspname = ANY(:schemas) AND k.contype IN ('p', 'u', 'x', 'f') AND k.conparentid = 0
+  AND NOT c.relispartition
+ORDER BY 1, 2"""
+
+_COLUMN_TYPES = """
+SELECT n.nspname || '.' || c.relname AS tbl, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+       a.attidentity <> '' AS identity
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(:schemas) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND a.attnum > 0 AND NOT a.attisdropped"""
+
+
+async def placement_problems(conn: AsyncConnection) -> list[str]:
+    """Everything in the live schema that would stop `citus_sql` from distributing it; [] when ready."""
+    params = {"schemas": list(SCHEMAS)}
+    tables = set((await conn.execute(sa.text(_TABLES), params)).scalars())
+    constraints = (await conn.execute(sa.text(_CONSTRAINTS), params)).mappings().all()
+    types = {(r.tbl, r.col): (r.type, r.identity) for r in (await conn.execute(sa.text(_COLUMN_TYPES), params))}
+    problems = [f"{t}: no placement (add it to PLACEMENTS)" for t in sorted(tables - PLACEMENTS.keys())]
+    problems += [f"{t}: placed but not in the database" for t in sorted(PLACEMENTS.keys() - tables)]
+
+    group_types: dict[str, set[str]] = defaultdict(set)
+    for table, place in PLACEMENTS.items():
+        if table not in tables or place.kind != "distributed":
+            continue
+        column_type = types.get((table, place.column))
+        if column_type is None:
+            problems.append(f"{table}: no distribution column {place.column!r}")
+            continue
+        group_types[place.group or table].add(column_type[0])
+        for (tbl, col), (type_, identity) in types.items():
+            if tbl == table and identity and type_ != "bigint":
+                problems.append(f"{table}.{col}: identity columns of distributed tables must be bigint")
+    problems += [f"colocation group {g!r}: distribution columns of different types {sorted(t)}"
+                 for g, t in group_types.items() if len(t) > 1]
+
+    for k in constraints:
+        place = PLACEMENTS.get(k.tbl)
+        if place is None:
+            continue
+        if k.contype in ("p", "u", "x"):
+            if place.kind == "distributed" and place.column not in k.cols:
+                problems.append(f"{k.tbl}: {k.conname} ({', '.join(k.cols)}) does not include the distribution "
+                                f"column {place.column}")
+            continue
+        target = PLACEMENTS.get(k.ref)
+        if target is None:
+            continue
+        if target.kind == "reference":
+            continue  # anything may refer to a reference table
+        if place.kind != target.kind:
+            problems.append(f"{k.tbl}: {k.conname} refers from a {place.kind} table to a {target.kind} "
+                            f"table ({k.ref})")
+            continue
+        if place.kind == "coordinator":
+            continue
+        if place.group != target.group:
+            problems.append(f"{k.tbl}: {k.conname} refers to {k.ref}, which is not in its colocation group")
+        elif place.column not in k.cols or target.column not in k.ref_cols or \
+                k.cols.index(place.column) != k.ref_cols.index(target.column):
+            problems.append(f"{k.tbl}: {k.conname} does not pair the distribution columns "
+                            f"({place.column} with {target.column})")
+    return problems
+
+
+async def _dependency_order(conn: AsyncConnection) -> list[str]:
+    """Placed tables, each after the tables it refers to (Citus needs a referenced table placed first)."""
+    refs: dict[str, set[str]] = {t: set() for t in PLACEMENTS}
+    for k in (await conn.execute(sa.text(_CONSTRAINTS), {"schemas": list(SCHEMAS)})).mappings():
+        if k.contype == "f" and k.tbl in refs and k.ref in refs and k.ref != k.tbl:
+            refs[k.tbl].add(k.ref)
+    order: list[str] = []
+    while refs:
+        ready = sorted(t for t, needs in refs.items() if not needs - set(order))
+        if not ready:
+            raise ValueError(f"foreign keys form a cycle among {sorted(refs)}")
+        order += ready
+        for t in ready:
+            del refs[t]
+    return order
+
+
+async def citus_sql(conn: AsyncConnection) -> str:
+    """The statements that place every table of a database that passes `placement_problems`."""
+    problems = await placement_problems(conn)
+    if problems:
+        raise ValueError("the schema is not ready for Citus:\n" + "\n".join(problems))
+    lines = ["-- Run on the Citus coordinator after `xueshi db upgrade` (generated by `xueshi db citus`).",
+             "BEGIN;"]
+    first_of_group: dict[str, str] = {}
+    for table in await _dependency_order(conn):
+        place = PLACEMENTS[table]
+        if place.kind == "reference":
+            lines.append(f"SELECT create_reference_table('{table}');")
+        elif place.kind == "coordinator":
+            lines.append(f"SELECT citus_add_local_table_to_metadata('{table}');")
+        else:
+            assert place.group is not None
+            colocate = first_of_group.setdefault(place.group, table)
+            with_ = "none" if colocate == table else colocate
+            lines.append(f"SELECT create_distributed_table('{table}', '{place.column}', colocate_with => '{with_}');")
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"
