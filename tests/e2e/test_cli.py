@@ -87,3 +87,13 @@ def test_stamps_are_created_once_rotated_and_listed(database_url, tmp_path, engi
     assert "A15" in listed.stdout
     unknown = xueshi("stamps", "rotate", "A99", database_url=database_url, cwd=tmp_path, check=False)
     assert unknown.returncode == 2 and "unknown stamping body" in unknown.stderr
+
+
+def test_db_citus_prints_the_placement_of_every_table(database_url, tmp_path, engine):
+    from xueshi_shared.distribution import PLACEMENTS
+
+    out = xueshi("db", "citus", database_url=database_url, cwd=tmp_path).stdout
+    lines = out.splitlines()
+    assert lines[1] == "BEGIN;" and lines[-1] == "COMMIT;"
+    assert len([line for line in lines if line.startswith("SELECT ")]) == len(PLACEMENTS)
+    assert "SELECT create_distributed_table('hours_ledger.records', 'person_id', colocate_with => " in out

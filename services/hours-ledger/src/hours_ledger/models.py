@@ -1,6 +1,6 @@
 """Tables of the `hours_ledger` schema (owned by this service alone).
 
-Ready for Citus (docs/scale-out.md): every per-person table carries the person key (`people.id`,
+Ready for Citus (deploy/scale-out.md): every per-person table carries the person key (`people.id`,
 `person_id` elsewhere) in each primary key, unique constraint and foreign key, so that the tables can be
 distributed by it and colocated; the two lookups that are not by person (a person by ID-number hash, a
 record by base and external id) are tables of their own, keyed by what they look up. `records`,

@@ -148,7 +148,10 @@ _NEW_PERSON = """
     SELECT person_id, $1, $2, $3, $4, $5 FROM k
     RETURNING id, entry_count, last_hash"""
 
-_YEAR_OPEN = "SELECT to_regclass('hours_ledger.records_y' || $1::int) IS NOT NULL"
+_YEAR_OPEN = """
+    SELECT count(*) = 3 FROM pg_inherits
+    WHERE inhrelid IN (to_regclass('hours_ledger.records_y' || $1::int), to_regclass('hours_ledger.sittings_y' || $1::int),
+                       to_regclass('hours_ledger.allocations_y' || $1::int))"""
 # Plan years whose partitions this process has seen (a partition is never dropped while the ledger runs;
 # if an operator detaches one anyway, the write fails, the year is forgotten, and a retry reopens it).
 _open_years: set[int] = set()
@@ -223,6 +226,9 @@ async def open_year(db: AsyncSession, year: int) -> None:
             try:
                 await ddl.execute("SET lock_timeout = '10s'")
                 await ddl.execute("SELECT hours_ledger.open_year($1)", year)
+            except (asyncpg.ObjectInUseError, asyncpg.LockNotAvailableError) as exc:
+                raise Unavailable(f"the ledger cannot open plan year {year}: {exc}", rule="year-not-open",
+                                  retry_after="30") from None
             finally:
                 await ddl.close()
         _open_years.add(year)

@@ -21,6 +21,7 @@ S = "hours_ledger"
 
 # Opens a plan year: one partition of each year-partitioned table. Idempotent and safe to race: the
 # ledger calls it (in its own transaction) the first time it sees a record of a year without partitions.
+# A year's partitions that an operator detached (to archive them) are never silently replaced.
 OPEN_YEAR = """
 CREATE OR REPLACE FUNCTION hours_ledger.open_year(y integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -30,12 +31,17 @@ BEGIN
         RAISE EXCEPTION 'plan year % is out of range', y;
     END IF;
     FOREACH t IN ARRAY ARRAY['records', 'sittings', 'allocations'] LOOP
+        IF to_regclass(format('hours_ledger.%s_y%s', t, y)) IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(format('hours_ledger.%s_y%s', t, y))) THEN
+            RAISE EXCEPTION 'hours_ledger.%_y% exists but is detached: attach it again, or rename or drop it', t, y
+                USING ERRCODE = 'object_in_use';
+        END IF;
         IF to_regclass(format('hours_ledger.%s_y%s', t, y)) IS NULL THEN
             BEGIN
                 EXECUTE format('CREATE TABLE hours_ledger.%I PARTITION OF hours_ledger.%I FOR VALUES FROM (%s) TO (%s)',
                                t || '_y' || y, t, y, y + 1);
-            EXCEPTION WHEN duplicate_table THEN
-                NULL;  -- another session opened it at the same moment
+            EXCEPTION WHEN duplicate_table OR unique_violation THEN
+                NULL;  -- another session opened it at the same moment (unique_violation: on pg_type)
             END;
         END IF;
     END LOOP;
