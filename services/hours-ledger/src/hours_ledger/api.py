@@ -14,7 +14,7 @@ from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession
 
-from . import schemas, seminars, service
+from . import batch, schemas, seminars, service
 
 router = APIRouter(tags=["ledger"])
 BATCH_CONCURRENCY = 8
@@ -32,37 +32,56 @@ async def push_record(body: schemas.RecordIn, request: Request, response: Respon
 
 
 @router.post("/v1/records/batch", response_model=schemas.BatchOut, summary=(
-    "Push up to 1,000 records; each is applied on its own (its own transaction) and gets its own result"))
+    "Push up to 1,000 records; each gets its own result, as if pushed one by one in the order sent"))
 async def push_batch(body: schemas.BatchIn, request: Request, principal: CurrentPrincipal,
                      session: DbSession) -> dict:
     await service.require_base_in_standing(session, principal)
-    # Each record is its own transaction. One person's records run one after another, in batch order, so
-    # "first come, first served" (the daily limit, replays) follows the order the base sent; different
-    # people run several at a time so the database's latency overlaps.
-    groups: dict[str, list[tuple[int, dict]]] = {}
-    for index, raw in enumerate(body.records):
-        person = str(raw.get("id_number", "")).strip().upper() if isinstance(raw, dict) else ""
-        groups.setdefault(person or f"#{index}", []).append((index, raw))
-    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
     results: list[dict | None] = [None] * len(body.records)
-
-    async def run(group: list[tuple[int, dict]]) -> None:
-        async with limit:
-            for index, raw in group:
-                results[index] = await _one(request, principal, index, raw)
-
-    await asyncio.gather(*(run(g) for g in groups.values()))
+    valid: list[tuple[int, schemas.RecordIn]] = []
+    for index, raw in enumerate(body.records):
+        try:
+            valid.append((index, schemas.RecordIn.model_validate(raw)))
+        except ValidationError as exc:
+            results[index] = _invalid(index, exc)
+    if valid:
+        try:
+            # The whole batch set-based, in one transaction (batch.py).
+            async with request.app.state.sessions() as own, own.begin():
+                outcome = await batch.push_batch(own, principal, [r for _, r in valid], request.app.state.pii_keys,
+                                                 now())
+            for (index, _), result in zip(valid, outcome, strict=True):
+                results[index] = {"index": index, **result}
+        except batch.FALLBACK:
+            await _one_by_one(request, principal, valid, results)
     return {"results": results}
 
 
-async def _one(request: Request, principal: Principal, index: int, raw: dict) -> dict:
-    try:
-        record = schemas.RecordIn.model_validate(raw)
-    except ValidationError as exc:
-        errors = field_errors(exc.errors())
-        problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
-                               errors=errors, rule="validation")
-        return {"index": index, "status": 422, "problem": problem.body()}
+def _invalid(index: int, exc: ValidationError) -> dict:
+    errors = field_errors(exc.errors())
+    problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
+                           errors=errors, rule="validation")
+    return {"index": index, "status": 422, "problem": problem.body()}
+
+
+async def _one_by_one(request: Request, principal: Principal, valid: list[tuple[int, schemas.RecordIn]],
+                      results: list[dict | None]) -> None:
+    """The batch record by record, each its own transaction: one person's records one after another, in batch
+    order, so "first come, first served" (the daily limit, replays) follows the order the base sent; different
+    people several at a time so the database's latency overlaps."""
+    groups: dict[str, list[tuple[int, schemas.RecordIn]]] = {}
+    for index, record in valid:
+        groups.setdefault(record.id_number.strip().upper(), []).append((index, record))
+    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def run(group: list[tuple[int, schemas.RecordIn]]) -> None:
+        async with limit:
+            for index, record in group:
+                results[index] = await _one(request, principal, index, record)
+
+    await asyncio.gather(*(run(g) for g in groups.values()))
+
+
+async def _one(request: Request, principal: Principal, index: int, record: schemas.RecordIn) -> dict:
     try:
         async with request.app.state.sessions() as session, session.begin():
             status, result = await service.push_record(session, principal, record, request.app.state.pii_keys,

@@ -14,6 +14,7 @@ import hmac
 import uuid
 import weakref
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -257,20 +258,23 @@ def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
                     else adjustments})
 
 
-async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
-                      now: dt.datetime) -> tuple[int, dict[str, Any]]:
-    """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result)."""
-    base_id = principal.require_base()
-    conn = await _driver(db)
-    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id)
-    if course["base_status"] != "approved":
-        raise Forbidden("the base is not approved", rule="base-not-approved")
-    if course["suspended"]:
-        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
+@dataclass(slots=True)
+class Admitted:
+    """A record that passed every refusal: what the decision needs besides the person's state."""
+
+    body: schemas.RecordIn
+    course: Any
+    plan: rules.PlanRules
+    sittings: list[rules.Sitting]
+    exam: rules.Exam | None
+
+
+def admit(course: Any, body: schemas.RecordIn, base_id: uuid.UUID, now: dt.datetime) -> Admitted:
+    """The checks that refuse a record as a whole (422), given its course row (None: unknown course)."""
     problem = id_number_error(body.id_type, body.id_number)
     if problem:
         raise InvalidInput(problem, rule="id-number", field="id_number")
-    if course["base_id"] != base_id:
+    if course is None or course["base_id"] != base_id:
         raise InvalidInput("no course of this base has that id", rule="course-unknown", field="course_id")
     if not course["accepting_records"]:
         raise InvalidInput(f"the course is {course['status']}; only approved courses receive records",
@@ -286,6 +290,73 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     exam = None if body.exam is None else rules.Exam(body.exam.questions, body.exam.correct, body.exam.passed)
     refused = rules.refusals(course["mode"], plan, sittings, exam, _epoch(now))
     InvalidInput.check([FieldError(f, r, d) for f, r, d in refused])
+    return Admitted(body, course, plan, sittings, exam)
+
+
+@dataclass(slots=True)
+class Staged:
+    """A decided record, ready to write: the rows it adds and the result it answers with."""
+
+    record_id: uuid.UUID
+    person_id: int
+    admitted: Admitted
+    digest: bytes
+    decision: rules.Decision
+    status: str
+    adjustments: list[dict[str, Any]]
+    seq: int
+    prev: bytes
+    entry: bytes
+
+    def result(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "external_id": self.admitted.body.external_id,
+                "credited_hours": self.decision.credited_hours,
+                "counted_minutes": self.decision.counted_seconds // 60, "status": self.status,
+                "adjustments": self.adjustments}
+
+
+def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: rules.PersonState,
+          topic_used: int, digest: bytes, actor_id: uuid.UUID, now: dt.datetime) -> Staged:
+    """Decide a record against the person's state and chain head (entry_count, last_hash)."""
+    course = admitted.course
+    topic_remaining = max(0, course["topic_hours"] - topic_used) if course["category"] == "public" else None
+    decision = rules.decide(rules.CourseFacts(course["mode"], course["hours"], topic_remaining), admitted.plan,
+                            admitted.sittings, admitted.exam, state)
+    record_id = uuid.uuid4()
+    adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
+                    "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
+    seq, prev = head[0] + 1, head[1]
+    entry = entry_hash(prev, person_id=person_id, seq=seq, record_id=record_id, kind="credit",
+                       hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=actor_id,
+                       reason=None, recorded_at=now)
+    return Staged(record_id, person_id, admitted, digest, decision, decision.status(course["hours"]), adjustments,
+                  seq, prev, entry)
+
+
+def apply_to_state(staged: Staged, state: rules.PersonState) -> None:
+    """What the ledger holds for the person once `staged` is written (its sittings, its counted seconds)."""
+    state.busy.extend((s.start, s.end) for s in staged.admitted.sittings)
+    for a in staged.decision.allocations:
+        state.day_used[a.day] = state.day_used.get(a.day, 0) + a.seconds
+
+
+def year_removed(year: int) -> Unavailable:
+    _open_years.discard(year)
+    return Unavailable(f"the ledger's partitions for {year} were removed while it ran; retry to reopen the year",
+                       rule="year-not-open")
+
+
+async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
+                      now: dt.datetime) -> tuple[int, dict[str, Any]]:
+    """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result)."""
+    base_id = principal.require_base()
+    conn = await _driver(db)
+    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id)
+    if course["base_status"] != "approved":
+        raise Forbidden("the base is not approved", rule="base-not-approved")
+    if course["suspended"]:
+        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
+    admitted = admit(course if course["base_id"] is not None else None, body, base_id, now)
 
     await open_year(db, course["year"])
     digest = request_hash(keys, body)
@@ -299,47 +370,34 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     if row is not None:
         return 200, _replay_result(row, digest, body.external_id)
 
+    sittings = admitted.sittings
     lo, hi = min(s.start for s in sittings), max(s.end for s in sittings)
     state_row = await conn.fetchrow(_STATE, person["id"], _instant(lo), _instant(hi), rules.day_of(lo),
                                     rules.day_of(hi - 1), course["year"], course["topic"])
     state = rules.PersonState(busy=list(zip(state_row["busy_starts"], state_row["busy_ends"], strict=True)),
                               day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
-    topic_remaining = None
-    if course["category"] == "public":
-        topic_remaining = max(0, course["topic_hours"] - int(state_row["topic_used"]))
-    decision = rules.decide(rules.CourseFacts(course["mode"], course["hours"], topic_remaining), plan, sittings,
-                            exam, state)
-
-    record_id = uuid.uuid4()
-    adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
-                    "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
+    staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state,
+                   int(state_row["topic_used"]), digest, principal.id, now)
+    decision = staged.decision
     per_day: dict[dt.date, int] = defaultdict(int)
     for a in decision.allocations:
         per_day[a.day] += a.seconds
-    seq = person["entry_count"] + 1
-    prev = bytes(person["last_hash"])
-    entry = entry_hash(prev, person_id=person["id"], seq=seq, record_id=record_id, kind="credit",
-                       hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=principal.id,
-                       reason=None, recorded_at=now)
-    status = decision.status(course["hours"])
     try:
         await conn.execute(
-            _WRITE, record_id, base_id, body.external_id, digest, person["id"], body.course_id, course["year"],
+            _WRITE, staged.record_id, base_id, body.external_id, digest, person["id"], body.course_id, course["year"],
             course["category"], course["topic"], course["field"], course["hours"], course["mode"], body.unit.name,
             body.unit.uscc, body.unit.region,
             None if body.exam is None else orjson.dumps(body.exam.model_dump()).decode(),
-            decision.counted_seconds, decision.credited_hours, status, orjson.dumps(adjustments).decode(), now,
-            [_instant(s.start) for s in sittings], [_instant(s.end) for s in sittings],
+            decision.counted_seconds, decision.credited_hours, staged.status, orjson.dumps(staged.adjustments).decode(),
+            now, [_instant(s.start) for s in sittings], [_instant(s.end) for s in sittings],
             [s.media_seconds for s in sittings], [s.id_passed for s in sittings], [s.id_failed for s in sittings],
             [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
             [_instant(a.end) for a in decision.allocations],
-            list(per_day), list(per_day.values()), seq, principal.id, prev, entry)
+            list(per_day), list(per_day.values()), staged.seq, principal.id, staged.prev, staged.entry)
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise
-        _open_years.discard(course["year"])
-        raise Unavailable(f"the ledger's partitions for {course['year']} were removed while it ran; retry to "
-                          "reopen the year", rule="year-not-open") from None
+        raise year_removed(course["year"]) from None
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "record_keys_pkey":
             raise
@@ -347,8 +405,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
         # person, whose pushes serialise on the lock): a different record under a used id.
         raise Conflict(f"external_id {body.external_id!r} was already used by this base for a different record",
                        rule="external-id-reused", field="external_id") from None
-    return 201, {"record_id": record_id, "external_id": body.external_id, "credited_hours": decision.credited_hours,
-                 "counted_minutes": decision.counted_seconds // 60, "status": status, "adjustments": adjustments}
+    return 201, staged.result()
 
 
 async def get_record(db: AsyncSession, principal: Principal, record_id: uuid.UUID) -> dict[str, Any]:

@@ -1,0 +1,303 @@
+"""The batch endpoint, set-based: a whole batch in a constant number of statements.
+
+Each record still gets its own result, decided by the same rules, in the order the base sent them, as if
+pushed one by one:
+1. validate and admit every record (refusals are per record and write nothing);
+2. read every course in one query, and the replays (external ids already in the ledger) in another;
+3. lock every person of the batch in one statement, in person-id order (so two batches never wait on
+   each other in a cycle), creating the people seen for the first time;
+4. read every person's state (busy sittings, day totals, topic use) in two queries;
+5. decide each record in batch order against its person's state, applying each decision to that state
+   before the person's next record (exactly what the database would hold after writing it);
+6. write everything in one statement, and commit once.
+
+If that transaction fails (for example a deadlock with a concurrent push, or an external id that another
+push took at the same moment), nothing of it stays and the batch is applied again one record at a time on
+the single-record path, which has the same results by construction (a test compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
+from xueshi_shared.problems import Conflict, Problem
+
+from . import schemas, service
+from .domain import rules
+
+_COURSES = """
+    SELECT c.id, c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
+           p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
+           t.hours AS topic_hours
+    FROM catalog.published_courses c
+    LEFT JOIN catalog.published_plans p ON p.year = c.year
+    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic
+    WHERE c.id = ANY($1::uuid[])"""
+
+_REPLAYS = """
+    SELECT r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status, r.adjustments
+    FROM hours_ledger.record_keys k
+    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
+    WHERE k.base_id = $1 AND k.external_id = ANY($2::text[])"""
+
+_FIND_PEOPLE = """
+    SELECT k.id_hash, p.id, p.entry_count, p.last_hash
+    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
+    WHERE k.id_hash = ANY($1::bytea[])
+    ORDER BY p.id
+    FOR UPDATE OF p"""
+
+_NEW_PEOPLE = """
+    WITH u AS (
+      SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY
+        AS u(h, t, c, m, n, i)),
+    k AS (
+      INSERT INTO hours_ledger.person_keys (id_hash, person_id)
+      SELECT h, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM u ORDER BY i
+      ON CONFLICT (id_hash) DO NOTHING
+      RETURNING id_hash, person_id)
+    INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
+    SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash
+    RETURNING id_hash, id, entry_count, last_hash"""
+
+# Per person: the busy sittings and day totals over the span of all its records in the batch.
+_STATES = """
+    SELECT x.pid, busy.starts, busy.ends, d.days, d.day_seconds
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::date[], $5::date[]) AS x(pid, lo, hi, dlo, dhi)
+    CROSS JOIN LATERAL (
+      SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
+             coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
+      FROM hours_ledger.sittings s
+      JOIN hours_ledger.records r ON r.person_id = s.person_id AND r.year = s.year AND r.id = s.record_id
+      WHERE s.person_id = x.pid AND r.reversed_at IS NULL
+        AND s.started_at < x.hi AND s.started_at > x.lo - interval '1 day' AND s.ended_at > x.lo) AS busy
+    CROSS JOIN LATERAL (
+      SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
+             coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
+      FROM hours_ledger.person_days pd WHERE pd.person_id = x.pid AND pd.day BETWEEN x.dlo AND x.dhi) AS d"""
+
+_TOPICS_USED = """
+    SELECT x.pid, x.year, x.topic, coalesce(sum(r.credited_hours), 0) AS used
+    FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS x(pid, year, topic)
+    LEFT JOIN hours_ledger.records r ON r.person_id = x.pid AND r.year = x.year AND r.category = 'public'
+      AND r.topic = x.topic AND r.reversed_at IS NULL
+    GROUP BY x.pid, x.year, x.topic"""
+
+_WRITE = """
+    WITH rec AS (
+      INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year, category, topic, field,
+        course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours, status,
+        adjustments, created_at)
+      SELECT u.id, $1, u.ext, u.pid, u.course, u.year, u.category, u.topic, u.field, u.hours, u.mode, u.unit_name,
+             u.uscc, u.region, u.exam::jsonb, u.counted, u.credited, u.status, u.adjustments::jsonb, $2
+      FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::uuid[], $7::smallint[], $8::text[], $9::text[],
+                  $10::text[], $11::smallint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                  $17::int[], $18::smallint[], $19::text[], $20::text[])
+        AS u(id, ext, pid, course, year, category, topic, field, hours, mode, unit_name, uscc, region, exam,
+             counted, credited, status, adjustments)),
+    rkey AS (
+      INSERT INTO hours_ledger.record_keys (base_id, external_id, request_hash, person_id, year, record_id)
+      SELECT $1, u.ext, u.digest, u.pid, u.year, u.id
+      FROM unnest($3::uuid[], $4::text[], $5::bigint[], $7::smallint[], $21::bytea[]) AS u(id, ext, pid, year, digest)),
+    sit AS (
+      INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
+        identity_passed, identity_failed)
+      SELECT * FROM unnest($22::bigint[], $23::smallint[], $24::uuid[], $25::timestamptz[], $26::timestamptz[],
+                           $27::int[], $28::int[], $29::int[])),
+    alloc AS (
+      INSERT INTO hours_ledger.allocations (person_id, year, record_id, day, started_at, ended_at, seconds)
+      SELECT u.pid, u.year, u.rid, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
+      FROM unnest($30::bigint[], $31::smallint[], $32::uuid[], $33::date[], $34::timestamptz[], $35::timestamptz[])
+        AS u(pid, year, rid, d, s, e)),
+    days AS (
+      INSERT INTO hours_ledger.person_days AS pd (person_id, day, seconds)
+      SELECT * FROM unnest($36::bigint[], $37::date[], $38::int[])
+      ON CONFLICT (person_id, day) DO UPDATE SET seconds = pd.seconds + EXCLUDED.seconds),
+    ent AS (
+      INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
+        recorded_at, prev_hash, hash)
+      SELECT u.pid, u.seq, u.rid, 'credit', u.hours, u.seconds, $39, NULL, $2, u.prev, u.hash
+      FROM unnest($40::bigint[], $41::int[], $42::uuid[], $43::smallint[], $44::int[], $45::bytea[], $46::bytea[])
+        AS u(pid, seq, rid, hours, seconds, prev, hash))
+    UPDATE hours_ledger.people p SET entry_count = u.seq, last_hash = u.hash
+    FROM unnest($47::bigint[], $48::int[], $49::bytea[]) AS u(pid, seq, hash) WHERE p.id = u.pid"""
+
+
+class Retry(Exception):
+    """The set-based transaction cannot stand: apply the batch again one record at a time."""
+
+
+async def push_batch(db: AsyncSession, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys,
+                     now: dt.datetime) -> list[dict[str, Any]]:
+    """Results (`status` with `result` or `problem`) for `records`, in order. Raises one of FALLBACK to fall back."""
+    base_id = principal.require_base()
+    conn = await service._driver(db)
+    courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
+    results: list[dict[str, Any] | None] = [None] * len(records)
+    admitted: dict[int, service.Admitted] = {}
+    for i, body in enumerate(records):
+        try:
+            admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
+        except Problem as exc:
+            results[i] = {"status": exc.status, "problem": exc.body()}
+    for year in sorted({a.course["year"] for a in admitted.values()}):
+        await service.open_year(db, year)
+
+    digests = {i: service.request_hash(keys, a.body) for i, a in admitted.items()}
+    replays = {row["external_id"]: row for row in await conn.fetch(
+        _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
+    pending = [i for i in admitted if admitted[i].body.external_id not in replays]
+    people = await _lock_people(conn, keys, [admitted[i].body for i in pending])
+    # Retries that landed while we waited for the locks.
+    replays.update((row["external_id"], row) for row in await conn.fetch(
+        _REPLAYS, base_id, list({admitted[i].body.external_id for i in pending})))
+
+    hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
+    states, topics = await _states(conn, [(people[hashes[i]][0], admitted[i]) for i in pending
+                                          if admitted[i].body.external_id not in replays])
+    heads = {pid: (count, last) for pid, count, last in people.values()}
+    written: dict[str, service.Staged] = {}
+    staged: list[service.Staged] = []
+    for i, a in admitted.items():
+        external_id = a.body.external_id
+        try:
+            if external_id in replays:
+                results[i] = {"status": 200, "result": service._replay_result(replays[external_id], digests[i],
+                                                                              external_id)}
+                continue
+            if external_id in written:  # sent twice in this batch
+                earlier = written[external_id]
+                if earlier.digest != digests[i]:
+                    raise Conflict(f"external_id {external_id!r} was already used by this base for a different "
+                                   "record", rule="external-id-reused", field="external_id",
+                                   record_id=str(earlier.record_id))
+                results[i] = {"status": 200, "result": earlier.result()}
+                continue
+        except Problem as exc:
+            results[i] = {"status": exc.status, "problem": exc.body()}
+            continue
+        pid = people[hashes[i]][0]
+        topic_key = (pid, a.course["year"], a.course["topic"])
+        one = service.stage(a, pid, heads[pid], states[pid], topics.get(topic_key, 0), digests[i], principal.id, now)
+        service.apply_to_state(one, states[pid])
+        heads[pid] = (one.seq, one.entry)
+        if a.course["category"] == "public":
+            topics[topic_key] = topics.get(topic_key, 0) + one.decision.credited_hours
+        written[external_id] = one
+        staged.append(one)
+        results[i] = {"status": 201, "result": one.result()}
+    if staged:
+        await _write(conn, base_id, principal.id, staged, heads, now)
+    return results  # type: ignore[return-value]
+
+
+async def _lock_people(conn: asyncpg.Connection, keys: PiiKeys,
+                       bodies: list[schemas.RecordIn]) -> dict[bytes, tuple[int, int, bytes]]:
+    """Lock (and create on first sight) every person of `bodies`: id hash -> (id, entry_count, last_hash)."""
+    wanted: dict[bytes, schemas.RecordIn] = {}
+    for body in bodies:
+        wanted.setdefault(keys.lookup_hash(normalise_id_number(body.id_number)), body)
+    if not wanted:
+        return {}
+
+    def found(rows: list[Any]) -> dict[bytes, tuple[int, int, bytes]]:
+        return {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"])) for r in rows}
+
+    people = found(await conn.fetch(_FIND_PEOPLE, list(wanted)))
+    new = sorted(h for h in wanted if h not in people)
+    if new:
+        numbers = [normalise_id_number(wanted[h].id_number) for h in new]
+        people.update(found(await conn.fetch(
+            _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
+            [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
+            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])))
+        lost = [h for h in new if h not in people]  # created by a concurrent push a moment ago
+        if lost:
+            people.update(found(await conn.fetch(_FIND_PEOPLE, lost)))
+    return people
+
+
+async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitted]]
+                  ) -> tuple[dict[int, rules.PersonState], dict[tuple[int, int, str], int]]:
+    spans: dict[int, tuple[int, int]] = {}
+    topic_keys: set[tuple[int, int, str]] = set()
+    for pid, a in work:
+        lo, hi = min(s.start for s in a.sittings), max(s.end for s in a.sittings)
+        old = spans.get(pid)
+        spans[pid] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+        if a.course["category"] == "public":
+            topic_keys.add((pid, a.course["year"], a.course["topic"]))
+    pids = list(spans)
+    rows = await conn.fetch(_STATES, pids, [service._instant(spans[p][0]) for p in pids],
+                            [service._instant(spans[p][1]) for p in pids],
+                            [rules.day_of(spans[p][0]) for p in pids], [rules.day_of(spans[p][1] - 1) for p in pids])
+    states = {r["pid"]: rules.PersonState(busy=list(zip(r["starts"], r["ends"], strict=True)),
+                                          day_used=dict(zip(r["days"], r["day_seconds"], strict=True)))
+              for r in rows}
+    topics: dict[tuple[int, int, str], int] = {}
+    if topic_keys:
+        keys = sorted(topic_keys)
+        for r in await conn.fetch(_TOPICS_USED, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]):
+            topics[(r["pid"], r["year"], r["topic"])] = int(r["used"])
+    return states, topics
+
+
+async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UUID, staged: list[service.Staged],
+                 heads: dict[int, tuple[int, bytes]], now: dt.datetime) -> None:
+    instant = service._instant
+    sit: list[list[Any]] = [[] for _ in range(8)]
+    alloc: list[list[Any]] = [[] for _ in range(6)]
+    per_day: dict[tuple[int, dt.date], int] = defaultdict(int)
+    for one in staged:
+        year = one.admitted.course["year"]
+        for s in one.admitted.sittings:
+            for column, value in zip(sit, (one.person_id, year, one.record_id, instant(s.start), instant(s.end),
+                                           s.media_seconds, s.id_passed, s.id_failed), strict=True):
+                column.append(value)
+        for a in one.decision.allocations:
+            for column, value in zip(alloc, (one.person_id, year, one.record_id, a.day, instant(a.start),
+                                             instant(a.end)), strict=True):
+                column.append(value)
+            per_day[(one.person_id, a.day)] += a.seconds
+    bodies = [one.admitted.body for one in staged]
+    courses = [one.admitted.course for one in staged]
+    touched = sorted({one.person_id for one in staged})
+    try:
+        await conn.execute(
+            _WRITE, base_id, now,
+            [one.record_id for one in staged], [b.external_id for b in bodies], [one.person_id for one in staged],
+            [b.course_id for b in bodies], [c["year"] for c in courses], [c["category"] for c in courses],
+            [c["topic"] for c in courses], [c["field"] for c in courses], [c["hours"] for c in courses],
+            [c["mode"] for c in courses], [b.unit.name for b in bodies], [b.unit.uscc for b in bodies],
+            [b.unit.region for b in bodies],
+            [None if b.exam is None else orjson.dumps(b.exam.model_dump()).decode() for b in bodies],
+            [one.decision.counted_seconds for one in staged], [one.decision.credited_hours for one in staged],
+            [one.status for one in staged], [orjson.dumps(one.adjustments).decode() for one in staged],
+            [one.digest for one in staged],
+            *sit, *alloc,
+            [k[0] for k in per_day], [k[1] for k in per_day], list(per_day.values()),
+            actor_id,
+            [one.person_id for one in staged], [one.seq for one in staged], [one.record_id for one in staged],
+            [one.decision.credited_hours for one in staged], [one.decision.counted_seconds for one in staged],
+            [one.prev for one in staged], [one.entry for one in staged],
+            touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched])
+    except asyncpg.CheckViolationError as exc:
+        if "no partition" not in str(exc):
+            raise
+        for year in {c["year"] for c in courses}:
+            service.year_removed(year)  # forgotten: the record-at-a-time path reopens it, or answers 503
+        raise Retry("a year's partitions were removed") from None
+    except asyncpg.UniqueViolationError as exc:
+        raise Retry(str(exc)) from None
+
+
+# What makes the set-based transaction fall back to one record at a time (nothing of it was kept).
+FALLBACK = (Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
