@@ -107,7 +107,10 @@ class Deployment:
     def start(self) -> None:
         env = dict(os.environ, XUESHI_DATABASE_URL=self.url, XUESHI_PII_KEY=self.pii_key,
                    XUESHI_LEDGER_PORT=str(self.port), XUESHI_LOG_LEVEL="WARNING",
-                   XUESHI_DB_POOL_SIZE="16", XUESHI_DB_MAX_OVERFLOW="8",
+                   # At least one connection per concurrent request: a pool that runs short opens and closes
+                   # overflow connections under load, each preparing its statements anew (measured: 197 vs
+                   # 307 records/s with 16 + 8 against 40).
+                   XUESHI_DB_POOL_SIZE=os.environ.get("BENCH_POOL", "40"), XUESHI_DB_MAX_OVERFLOW="8",
                    XUESHI_WORKERS=os.environ.get("BENCH_WORKERS", "1"))
         self.proc = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env)
         deadline = time.monotonic() + 60

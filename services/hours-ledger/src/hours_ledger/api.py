@@ -18,6 +18,9 @@ from . import batch, schemas, seminars, service
 
 router = APIRouter(tags=["ledger"])
 BATCH_CONCURRENCY = 8
+# Records per transaction of the batch endpoint: short enough that concurrent batches over the same people
+# rarely wait long on each other's person locks, long enough that each statement carries many records.
+BATCH_PART = 50
 _problems = {409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
 
 
@@ -43,16 +46,20 @@ async def push_batch(body: schemas.BatchIn, request: Request, principal: Current
             valid.append((index, schemas.RecordIn.model_validate(raw)))
         except ValidationError as exc:
             results[index] = _invalid(index, exc)
-    if valid:
-        try:
-            # The whole batch set-based, in one transaction (batch.py).
-            async with request.app.state.sessions() as own, own.begin():
-                outcome = await batch.push_batch(own, principal, [r for _, r in valid], request.app.state.pii_keys,
-                                                 now())
-            for (index, _), result in zip(valid, outcome, strict=True):
-                results[index] = {"index": index, **result}
-        except batch.FALLBACK:
-            await _one_by_one(request, principal, valid, results)
+    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def part(records: list[tuple[int, schemas.RecordIn]]) -> None:
+        async with limit:
+            try:
+                # Set-based, a few statements per part (batch.py).
+                outcome = await batch.push_batch(request.app.state.sessions, principal, [r for _, r in records],
+                                                 request.app.state.pii_keys, now())
+                for (index, _), result in zip(records, outcome, strict=True):
+                    results[index] = {"index": index, **result}
+            except batch.FALLBACK:
+                await _one_by_one(request, principal, records, results)
+
+    await asyncio.gather(*(part(p) for p in batch.chunks(valid, BATCH_PART)))
     return {"results": results}
 
 

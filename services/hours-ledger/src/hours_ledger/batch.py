@@ -4,8 +4,8 @@ Each record still gets its own result, decided by the same rules, in the order t
 pushed one by one:
 1. validate and admit every record (refusals are per record and write nothing);
 2. read every course in one query, and the replays (external ids already in the ledger) in another;
-3. lock every person of the batch in one statement, in person-id order (so two batches never wait on
-   each other in a cycle), creating the people seen for the first time;
+3. create the people seen for the first time (a transaction of its own), then lock every person of the
+   batch in one statement, in person-id order (so two batches never wait on each other in a cycle);
 4. read every person's state (busy sittings, day totals, topic use) in two queries;
 5. decide each record in batch order against its person's state, applying each decision to that state
    before the person's next record (exactly what the database would hold after writing it);
@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
 from xueshi_shared.problems import Conflict, Problem
@@ -131,36 +131,85 @@ _WRITE = """
     FROM unnest($47::bigint[], $48::int[], $49::bytea[]) AS u(pid, seq, hash) WHERE p.id = u.pid"""
 
 
+def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[tuple[int, schemas.RecordIn]]]:
+    """Split a batch into independent parts of about `size` records, each with its own transaction.
+
+    Records of one person, and records that share an external id, stay in one part, in batch order: the
+    parts touch disjoint people and keys, so running them side by side answers what running the whole
+    batch in order would.
+    """
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, (_, record) in enumerate(records):
+        for key in (("person", record.id_number.strip().upper()), ("external", record.external_id)):
+            j = first.setdefault(key, i)
+            parent[root(i)] = root(j)
+    groups: dict[int, list[tuple[int, schemas.RecordIn]]] = defaultdict(list)
+    for i, item in enumerate(records):
+        groups[root(i)].append(item)
+    parts: list[list[tuple[int, schemas.RecordIn]]] = [[]]
+    for group in groups.values():
+        if parts[-1] and len(parts[-1]) + len(group) > size:
+            parts.append([])
+        parts[-1].extend(group)
+    return [sorted(part, key=lambda item: item[0]) for part in parts]
+
+
 class Retry(Exception):
     """The set-based transaction cannot stand: apply the batch again one record at a time."""
 
 
-async def push_batch(db: AsyncSession, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys,
-                     now: dt.datetime) -> list[dict[str, Any]]:
-    """Results (`status` with `result` or `problem`) for `records`, in order. Raises one of FALLBACK to fall back."""
+async def push_batch(sessions: async_sessionmaker[AsyncSession], principal: Principal,
+                     records: list[schemas.RecordIn], keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
+    """Results (`status` with `result` or `problem`) for `records`, in order. Raises one of FALLBACK to fall back.
+
+    Two transactions. The first admits the records and creates the people seen for the first time
+    (committed: a person row without records is harmless, and the second transaction then holds no lock it
+    did not take in person-id order). The second locks every person in person-id order, decides and writes:
+    locks taken in one global order cannot form a cycle with another batch or push.
+    """
     base_id = principal.require_base()
-    conn = await service._driver(db)
-    courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
     results: list[dict[str, Any] | None] = [None] * len(records)
     admitted: dict[int, service.Admitted] = {}
-    for i, body in enumerate(records):
-        try:
-            admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
-        except Problem as exc:
-            results[i] = {"status": exc.status, "problem": exc.body()}
-    for year in sorted({a.course["year"] for a in admitted.values()}):
-        await service.open_year(db, year)
+    async with sessions() as db, db.begin():
+        conn = await service._driver(db)
+        courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
+        for i, body in enumerate(records):
+            try:
+                admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
+            except Problem as exc:
+                results[i] = {"status": exc.status, "problem": exc.body()}
+        for year in sorted({a.course["year"] for a in admitted.values()}):
+            await service.open_year(db, year)
+        replays = {row["external_id"]: row for row in await conn.fetch(
+            _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
+        pending = [i for i in admitted if admitted[i].body.external_id not in replays]
+        await _create_people(conn, keys, [admitted[i].body for i in pending])
+    async with sessions() as db, db.begin():
+        return await _apply(await service._driver(db), principal, admitted, pending, replays, results, keys, now)
 
+
+async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[int, service.Admitted],
+                 pending: list[int], replays: dict[str, Any], results: list[dict[str, Any] | None], keys: PiiKeys,
+                 now: dt.datetime) -> list[dict[str, Any]]:
+    base_id = principal.require_base()
     digests = {i: service.request_hash(keys, a.body) for i, a in admitted.items()}
-    replays = {row["external_id"]: row for row in await conn.fetch(
-        _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
-    pending = [i for i in admitted if admitted[i].body.external_id not in replays]
-    people = await _lock_people(conn, keys, [admitted[i].body for i in pending])
+    hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
+    people = {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"]))
+              for r in await conn.fetch(_FIND_PEOPLE, list(set(hashes.values())))}
+    if len(people) != len(set(hashes.values())):
+        raise Retry("a person created by the first transaction is missing")
     # Retries that landed while we waited for the locks.
     replays.update((row["external_id"], row) for row in await conn.fetch(
         _REPLAYS, base_id, list({admitted[i].body.external_id for i in pending})))
 
-    hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
     states, topics = await _states(conn, [(people[hashes[i]][0], admitted[i]) for i in pending
                                           if admitted[i].body.external_id not in replays])
     heads = {pid: (count, last) for pid, count, last in people.values()}
@@ -199,30 +248,21 @@ async def push_batch(db: AsyncSession, principal: Principal, records: list[schem
     return results  # type: ignore[return-value]
 
 
-async def _lock_people(conn: asyncpg.Connection, keys: PiiKeys,
-                       bodies: list[schemas.RecordIn]) -> dict[bytes, tuple[int, int, bytes]]:
-    """Lock (and create on first sight) every person of `bodies`: id hash -> (id, entry_count, last_hash)."""
+async def _create_people(conn: asyncpg.Connection, keys: PiiKeys, bodies: list[schemas.RecordIn]) -> None:
+    """Create the people of `bodies` the ledger has not seen yet (a concurrent push may create some first)."""
     wanted: dict[bytes, schemas.RecordIn] = {}
     for body in bodies:
         wanted.setdefault(keys.lookup_hash(normalise_id_number(body.id_number)), body)
-    if not wanted:
-        return {}
-
-    def found(rows: list[Any]) -> dict[bytes, tuple[int, int, bytes]]:
-        return {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"])) for r in rows}
-
-    people = found(await conn.fetch(_FIND_PEOPLE, list(wanted)))
-    new = sorted(h for h in wanted if h not in people)
+    known = {bytes(h) for h in await conn.fetchval(
+        "SELECT coalesce(array_agg(id_hash), '{}') FROM hours_ledger.person_keys WHERE id_hash = ANY($1::bytea[])",
+        list(wanted))}
+    new = sorted(h for h in wanted if h not in known)
     if new:
         numbers = [normalise_id_number(wanted[h].id_number) for h in new]
-        people.update(found(await conn.fetch(
+        await conn.execute(
             _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
             [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
-            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])))
-        lost = [h for h in new if h not in people]  # created by a concurrent push a moment ago
-        if lost:
-            people.update(found(await conn.fetch(_FIND_PEOPLE, lost)))
-    return people
+            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])
 
 
 async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitted]]
@@ -230,9 +270,10 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitt
     spans: dict[int, tuple[int, int]] = {}
     topic_keys: set[tuple[int, int, str]] = set()
     for pid, a in work:
-        lo, hi = min(s.start for s in a.sittings), max(s.end for s in a.sittings)
-        old = spans.get(pid)
-        spans[pid] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+        lo, hi = spans.get(pid, (a.sittings[0].start, a.sittings[0].end))
+        for s in a.sittings:
+            lo, hi = min(lo, s.start), max(hi, s.end)
+        spans[pid] = (lo, hi)
         if a.course["category"] == "public":
             topic_keys.add((pid, a.course["year"], a.course["topic"]))
     pids = list(spans)

@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
+import orjson
 from stdnum.cn import ric as std_ric
 from stdnum.cn import uscc as std_uscc
 
@@ -89,21 +90,27 @@ async def push_records(base_url: str, records: list[tuple[str, dict]], concurren
         queue.put_nowait(r)
     result = LoadResult(0.0)
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as c:
-            while not queue.empty():
-                key, body = queue.get_nowait()
-                t = time.perf_counter()
-                try:
-                    r = await c.post("/v1/records", json=body, headers={"Authorization": f"Bearer {key}"})
-                    result.statuses[r.status_code] += 1
-                except httpx.HTTPError as exc:
-                    result.statuses[type(exc).__name__] += 1
-                result.latencies.append(time.perf_counter() - t)
-                if on_done:
-                    on_done(1)
+    url = base_url.rstrip("/") + "/v1/records"
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - started
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            key, body = queue.get_nowait()
+            t = time.perf_counter()
+            try:
+                async with session.post(url, data=orjson.dumps(body), headers={
+                        "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as r:
+                    await r.read()
+                    result.statuses[r.status] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                result.statuses[type(exc).__name__] += 1
+            result.latencies.append(time.perf_counter() - t)
+            if on_done:
+                on_done(1)
+
+    # One connection per client (keep-alive), as 32 training-base platforms would hold.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        result.seconds = time.perf_counter() - started
     return result

@@ -24,8 +24,11 @@ def _uscc(value: str) -> str:
                                   {"reason": str(exc)}) from None
 
 
+_EARLIEST, _LATEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
 def _instant(value: dt.datetime) -> dt.datetime:
-    if not (dt.datetime(2000, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime(2100, 1, 1, tzinfo=dt.UTC)):
+    if not (_EARLIEST <= value <= _LATEST):
         raise PydanticCustomError("instant-range", "instants must lie between 2000 and 2100")
     return value
 

@@ -20,9 +20,14 @@ class StrictModel(BaseModel):
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         # PostgreSQL text cannot hold U+0000; refuse it here, naming the field, rather than at the database.
-        items = value if isinstance(value, list) else [value]
-        if any(isinstance(v, str) and "\x00" in v for v in items):
-            raise PydanticCustomError("nul-character", "text may not contain the NUL character (U+0000)")
+        # Runs for every field of every request: kept to plain type checks (no generator, no list).
+        if type(value) is str:
+            if "\x00" in value:
+                raise PydanticCustomError("nul-character", "text may not contain the NUL character (U+0000)")
+        elif type(value) is list:
+            for item in value:
+                if type(item) is str and "\x00" in item:
+                    raise PydanticCustomError("nul-character", "text may not contain the NUL character (U+0000)")
         return value
 
 
