@@ -9,11 +9,11 @@ import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import today
-from xueshi_shared.web import CurrentPrincipal, DbSession
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute
 
 from . import schemas, seminars, service
 
-router = APIRouter()
+router = APIRouter(route_class=OrjsonRoute)
 YearPath = Annotated[int, Path(ge=2000, le=2100)]
 _problems = {409: {"model": ProblemDocument, "description": "Conflicts with the current state"}}
 

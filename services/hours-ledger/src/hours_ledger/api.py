@@ -12,11 +12,11 @@ from xueshi_shared.iam.principal import Principal
 from xueshi_shared.problems import InvalidInput, Problem, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute
 
 from . import batch, schemas, seminars, service
 
-router = APIRouter(tags=["ledger"])
+router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
 BATCH_CONCURRENCY = 8
 # Records per transaction of the batch endpoint: short enough that concurrent batches over the same people
 # rarely wait long on each other's person locks, long enough that each statement carries many records.

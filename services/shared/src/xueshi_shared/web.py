@@ -6,10 +6,12 @@ sent (`scope="function"`), so a 2xx always means the write is durable; services 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import orjson
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .iam.principal import Principal
@@ -19,7 +21,29 @@ from .pii import mask_id_number
 from .problems import Problem, TooManyRequests, Unauthenticated
 from .ratelimit import RateLimiter
 
-__all__ = ["CurrentPrincipal", "DbSession", "current_principal", "db_session"]
+__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "current_principal", "db_session"]
+
+
+class _OrjsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            # orjson.JSONDecodeError is a json.JSONDecodeError: FastAPI answers it as malformed JSON.
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """Parses JSON bodies with orjson: several times faster than the standard library on large batches
+    (measured 8% of the batch endpoint's time), and stricter: NaN, Infinity and lone surrogates, which
+    PostgreSQL's JSON cannot hold, are malformed JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return route_handler
 
 # Path parameters holding personal data are masked before they reach the audit trail.
 _PII_PARAMS = {"id_number"}

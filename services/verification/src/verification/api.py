@@ -11,11 +11,11 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute
 
 from . import schemas, service
 
-router = APIRouter()
+router = APIRouter(route_class=OrjsonRoute)
 BodyCode = Annotated[str, Path(pattern=r"^(35[0-9]{4}|A[0-9]{2})$")]
 _problems = {409: {"model": ProblemDocument, "description": "Conflicts with the current state"}}
 

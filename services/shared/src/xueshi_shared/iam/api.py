@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field, field_validator
 from ..problems import InvalidInput
 from ..regions import PROVINCE, REGIONS
 from ..schemas import StrictModel
-from ..web import CurrentPrincipal, DbSession
+from ..web import CurrentPrincipal, DbSession, OrjsonRoute
 from . import service
 from .models import AuditEvent
 
-router = APIRouter(tags=["platform"])
+router = APIRouter(tags=["platform"], route_class=OrjsonRoute)
 
 Role = Literal["province_admin", "city_admin", "authority_reviewer", "auditor"]
 
