@@ -115,6 +115,10 @@ async def test_raw_garbage_bodies_are_4xx_and_write_nothing(ledger, pushing, eng
     for content in (b"\xff\xfe\x00garbage", b"[" * 50_000, b'{"records": ' + b"1" * 5000 + b"}", b""):
         response = await ledger.post("/v1/records", content=content, headers=headers)
         assert 400 <= response.status_code < 500, (content[:20], response.status_code)
+    # JSON that Python's own parser would take but PostgreSQL's JSON cannot hold: malformed, named as such.
+    for content in (b'{"records": [NaN]}', b'{"records": [Infinity]}', b'{"records": ["\\ud800"]}'):
+        malformed = assert_problem(await ledger.post("/v1/records/batch", content=content, headers=headers), 422)
+        assert malformed["errors"][0]["rule"] == "malformed-json", (content, malformed)
     wrong_type = await ledger.post("/v1/records", content=b"a=1", headers={**base.headers,
                                                                          "Content-Type": "text/plain"})
     assert_problem(wrong_type, 415)
