@@ -6,11 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 from pydantic_core import PydanticCustomError
-from stdnum.cn import uscc as stdnum_uscc
-from stdnum.exceptions import ValidationError as StdnumError
-from xueshi_shared.schemas import StrictModel
+from xueshi_shared.schemas import StrictModel, Uscc
 
 Category = Literal["public", "professional"]
 Level = Literal["national", "provincial", "municipal", "county"]
@@ -19,18 +17,6 @@ Year = Annotated[int, Field(ge=2000, le=2100)]
 FieldCode = Annotated[str, Field(min_length=1, max_length=16)]
 RegionCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="GB/T 2260 code, e.g. 350100")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-def _uscc(value: str) -> str:
-    try:
-        return stdnum_uscc.validate(value)
-    except StdnumError as exc:
-        raise PydanticCustomError(
-            "uscc-check-digit", "not a valid unified social credit code (统一社会信用代码): {reason}",
-            {"reason": str(exc)}) from None
-
-
-Uscc = Annotated[str, Field(min_length=18, max_length=18), AfterValidator(_uscc)]
 
 
 # ---- plans -------------------------------------------------------------------------------------

@@ -8,20 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 from pydantic_core import PydanticCustomError
-from stdnum.cn import uscc as stdnum_uscc
-from stdnum.exceptions import ValidationError as StdnumError
-from xueshi_shared.schemas import StrictModel
+from xueshi_shared.schemas import StrictModel, Uscc
 
 IdType = Literal["RIC", "passport", "hk_macau_permit", "taiwan_permit"]
 Count = Annotated[int, Field(ge=0, le=100_000)]
-
-
-def _uscc(value: str) -> str:
-    try:
-        return stdnum_uscc.validate(value)
-    except StdnumError as exc:
-        raise PydanticCustomError("uscc-check-digit", "not a valid unified social credit code: {reason}",
-                                  {"reason": str(exc)}) from None
 
 
 _EARLIEST, _LATEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -38,7 +28,7 @@ Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
 
 class Unit(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    uscc: Annotated[str, Field(min_length=18, max_length=18), AfterValidator(_uscc)]
+    uscc: Uscc
     region: Annotated[str, Field(pattern=r"^35[0-9]{4}$", description="The unit's Fujian region code (GB/T 2260).")]
 
 
