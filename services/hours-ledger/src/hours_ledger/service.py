@@ -114,21 +114,24 @@ async def _driver(db: AsyncSession) -> asyncpg.Connection:
     return raw  # type: ignore[return-value]
 
 
+# The base's standing, the course with its plan, and whether the base already sent this external id: one
+# round trip. (It reads record_keys, never records: a year's partitions may still have to be opened.)
 _STANDING_AND_COURSE = """
     SELECT b.status AS base_status, b.suspended, c.base_id, c.year, c.category, c.topic, c.field, c.hours,
            c.mode, c.status, c.accepting_records, p.window_start, p.deadline, p.max_hours_per_day,
-           p.minutes_per_hour, p.min_exam_questions, t.hours AS topic_hours
+           p.minutes_per_hour, p.min_exam_questions, t.hours AS topic_hours,
+           k.request_hash AS replay_hash, k.record_id AS replay_id, k.person_id AS replay_person,
+           k.year AS replay_year
     FROM (SELECT $1::uuid AS base_id, $2::uuid AS course_id) x
     LEFT JOIN catalog.published_bases b ON b.id = x.base_id
     LEFT JOIN catalog.published_courses c ON c.id = x.course_id
     LEFT JOIN catalog.published_plans p ON p.year = c.year
-    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
+    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic
+    LEFT JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = $3::text"""
 
-_REPLAY = """
-    SELECT r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status, r.adjustments
-    FROM hours_ledger.record_keys k
-    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
-    WHERE k.base_id = $1 AND k.external_id = $2"""
+_REPLAYED = """
+    SELECT id, external_id, credited_hours, counted_seconds, status, adjustments FROM hours_ledger.records
+    WHERE person_id = $1 AND year = $2 AND id = $3"""
 
 # Finds the person by the ID number's keyed hash and takes the person's row lock.
 _FIND_PERSON = """
@@ -158,20 +161,26 @@ _YEAR_OPEN = """
 _open_years: set[int] = set()
 _opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
-# The person's state in one round trip, each table read once.
+# The person's state in one round trip, each table read once, and whether a retry of the same record landed
+# while this push waited for the person's lock.
 _STATE = """
     SELECT busy.starts AS busy_starts, busy.ends AS busy_ends, d.days, d.day_seconds,
       (SELECT coalesce(sum(r.credited_hours), 0) FROM hours_ledger.records r
        WHERE r.person_id = $1 AND r.year = $6::smallint AND r.category = 'public' AND r.topic = $7::text
-         AND r.reversed_at IS NULL) AS topic_used
-    FROM
+         AND r.reversed_at IS NULL) AS topic_used,
+      rk.request_hash AS replay_hash, rk.record_id AS replay_id, rk.person_id AS replay_person,
+      rk.year AS replay_year
+    FROM (SELECT 1) one
+    LEFT JOIN hours_ledger.record_keys rk ON rk.base_id = $8::uuid AND rk.external_id = $9::text
+    CROSS JOIN
       (SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
               coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
        FROM hours_ledger.sittings s
        JOIN hours_ledger.records r ON r.person_id = s.person_id AND r.year = s.year AND r.id = s.record_id
        WHERE s.person_id = $1 AND r.reversed_at IS NULL
          AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
-         AND s.ended_at > $2::timestamptz) AS busy,
+         AND s.ended_at > $2::timestamptz) AS busy
+    CROSS JOIN
       (SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
               coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
        FROM hours_ledger.person_days pd
@@ -247,6 +256,15 @@ async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: 
     if person is None:
         person = await conn.fetchrow(_FIND_PERSON, digest)
     return person
+
+
+async def _replay(conn: asyncpg.Connection, hit: Any, digest: bytes, external_id: str) -> tuple[int, dict[str, Any]]:
+    """The answer to a repeat of an external id, from the record_keys columns of `hit`."""
+    if not hmac.compare_digest(bytes(hit["replay_hash"]), digest):
+        raise Conflict(f"external_id {external_id!r} was already used by this base for a different record",
+                       rule="external-id-reused", field="external_id", record_id=str(hit["replay_id"]))
+    row = await conn.fetchrow(_REPLAYED, hit["replay_person"], hit["replay_year"], hit["replay_id"])
+    return 200, _replay_result({**dict(row), "request_hash": hit["replay_hash"]}, digest, external_id)
 
 
 def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
@@ -351,29 +369,25 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result)."""
     base_id = principal.require_base()
     conn = await _driver(db)
-    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id)
+    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id, body.external_id)
     if course["base_status"] != "approved":
         raise Forbidden("the base is not approved", rule="base-not-approved")
     if course["suspended"]:
         raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
     admitted = admit(course if course["base_id"] is not None else None, body, base_id, now)
+    digest = request_hash(keys, body)
+    if course["replay_id"] is not None:
+        return await _replay(conn, course, digest, body.external_id)
 
     await open_year(db, course["year"])
-    digest = request_hash(keys, body)
-    row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
-    if row is not None:
-        return 200, _replay_result(row, digest, body.external_id)
-
     person = await lock_person(db, keys, body.id_type, body.id_number, body.name)
-    # A retry of the same record may have landed while we waited for the person's lock.
-    row = await conn.fetchrow(_REPLAY, base_id, body.external_id)
-    if row is not None:
-        return 200, _replay_result(row, digest, body.external_id)
-
     sittings = admitted.sittings
     lo, hi = min(s.start for s in sittings), max(s.end for s in sittings)
     state_row = await conn.fetchrow(_STATE, person["id"], _instant(lo), _instant(hi), rules.day_of(lo),
-                                    rules.day_of(hi - 1), course["year"], course["topic"])
+                                    rules.day_of(hi - 1), course["year"], course["topic"], base_id,
+                                    body.external_id)
+    if state_row["replay_id"] is not None:  # a retry of the same record landed while we waited for the lock
+        return await _replay(conn, state_row, digest, body.external_id)
     state = rules.PersonState(busy=list(zip(state_row["busy_starts"], state_row["busy_ends"], strict=True)),
                               day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
     staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state,
