@@ -10,7 +10,7 @@ import random
 
 import pytest
 import sqlalchemy as sa
-from hours_ledger import batch
+from hours_ledger import batch, schemas
 
 from tests.support.factories import approved_course, ric, uscc
 
@@ -107,6 +107,8 @@ async def test_a_batch_answers_and_stores_what_one_by_one_pushes_would(engine, l
             assert response.status_code == 200, response.text
             answers = response.json()["results"]
             assert [a["index"] for a in answers] == list(range(len(records)))
+            # Exactly the documented shape (the endpoint serialises its answer itself).
+            assert schemas.BatchOut.model_validate(response.json()).model_dump(mode="json") == response.json()
         integrity = await ledger.get("/v1/ledger/integrity", headers=admin.headers)
         assert integrity.json()["valid"], integrity.json()
         return [comparable(a) for a in answers], await ledger_state(engine)
