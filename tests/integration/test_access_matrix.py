@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from tests.integration.seminars.test_seminars import PLAN_2025, project
 from tests.integration.verification.conftest import stamps  # noqa: F401  (a fixture: every body's stamp)
 from tests.support.factories import (
     approved_base,
@@ -18,6 +19,7 @@ from tests.support.factories import (
     course_form,
     make_staff,
     online_sitting,
+    professional_form,
     record_body,
     ric,
     uscc,
@@ -29,8 +31,9 @@ OUTSIDERS = ("other_base", "xiamen_admin", "unrelated_reviewer", "auditor")
 # audited, by design).
 GUARDED = ("catalog.plans", "catalog.topics", "catalog.delegations", "catalog.bases", "catalog.base_decisions",
            "catalog.courses", "catalog.course_reviews", "hours_ledger.records", "hours_ledger.record_keys",
-           "hours_ledger.entries", "hours_ledger.people", "hours_ledger.person_days", "verification.proofs",
-           "verification.status_lists")
+           "hours_ledger.entries", "hours_ledger.people", "hours_ledger.person_days", "hours_ledger.seminar_trainees",
+           "catalog.seminars", "catalog.seminar_changes", "catalog.seminar_materials", "catalog.survey_responses",
+           "verification.proofs", "verification.status_lists")
 
 
 @pytest.fixture
@@ -50,6 +53,19 @@ async def world(catalog, ledger, verification, admin, engine, stamps):  # noqa: 
         "field": "A02.2", "starts_on": (today - dt.timedelta(days=3)).isoformat(), "reason": "机构调整"},
         headers=admin.headers)
     assert delegation.status_code == 201, delegation.text
+    # An approved national seminar organised by a professional base (field A08.1).
+    assert (await catalog.post("/v1/plans", json=PLAN_2025, headers=admin.headers)).status_code == 201
+    a08 = await make_staff(engine, "authority_reviewer", authority="A08")
+    organiser = (await catalog.post("/v1/bases", json=professional_form(["A08.1"], uscc=uscc(4444)),
+                                    headers=a08.headers)).json()["id"]
+    assert (await catalog.post(f"/v1/bases/{organiser}/approval", headers=a08.headers)).status_code == 200
+    seminar = (await catalog.post("/v1/seminars", json=project(organizer=organiser), headers=admin.headers)).json()
+    assert (await catalog.post(f"/v1/seminars/{seminar['id']}/approval", headers=admin.headers)).status_code == 200
+    seminar_id = seminar["id"]
+    trainee = {"id_type": "RIC", "id_number": ric(403), "name": "学员", "title_level": "intermediate",
+               "unit": {"name": "福州某厂", "uscc": uscc(88), "region": "350102"}, "assessment_passed": True,
+               "days": [{"started_at": f"2025-09-0{d}T08:30:00+08:00", "ended_at": f"2025-09-0{d}T17:30:00+08:00"}
+                        for d in range(1, 6)]}
     outsiders = {
         "other_base": await approved_base(catalog, fuzhou, base_form(uscc=uscc(4242), unit_name="另一基地")),
         "xiamen_admin": await make_staff(engine, "city_admin", region="350200"),
@@ -89,6 +105,14 @@ async def world(catalog, ledger, verification, admin, engine, stamps):  # noqa: 
         ("ledger", "POST", f"/v1/records/{record_id}/reversal", {"reason": "核查为替学"}, ()),
         ("ledger", "GET", f"/v1/people/{person}/transcript?year=2026", None, ("auditor",)),
         ("ledger", "GET", "/v1/ledger/integrity", None, ("auditor",)),
+        ("catalog", "POST", "/v1/seminars", project(organizer=organiser, title="另一研修班"), ()),
+        ("catalog", "PATCH", f"/v1/seminars/{seminar_id}", {"location": "泉州", "reason": "场地调整"}, ()),
+        ("catalog", "POST", f"/v1/seminars/{seminar_id}/approval", None, ()),
+        ("catalog", "POST", f"/v1/seminars/{seminar_id}/materials", {"item": "notice", "submitted_on": "2025-08-20"},
+         ()),
+        ("catalog", "POST", f"/v1/seminars/{seminar_id}/survey-responses",
+         {"responses": [{"answers": {"overall": "satisfied"}}]}, ()),
+        ("ledger", "POST", f"/v1/seminars/{seminar_id}/attendance", {"trainees": [trainee]}, ()),
         ("verification", "POST", "/v1/proofs", {"id_number": person, "year": 2026, "scope": "public"}, ()),
         ("verification", "POST", f"/v1/proofs/{proof_id}/revocation", {"reason": "核查为替学"}, ()),
     ]
