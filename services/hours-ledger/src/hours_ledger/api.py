@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 from xueshi_shared.iam.principal import Principal
+from xueshi_shared.pii import normalise_id_number
 from xueshi_shared.problems import InvalidInput, Problem, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
@@ -89,7 +90,7 @@ async def _one_by_one(request: Request, principal: Principal, valid: list[tuple[
     people several at a time so the database's latency overlaps."""
     groups: dict[str, list[tuple[int, schemas.RecordIn]]] = {}
     for index, record in valid:
-        groups.setdefault(record.id_number.strip().upper(), []).append((index, record))
+        groups.setdefault(normalise_id_number(record.id_number), []).append((index, record))
     limit = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def run(group: list[tuple[int, schemas.RecordIn]]) -> None:

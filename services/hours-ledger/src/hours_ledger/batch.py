@@ -33,13 +33,10 @@ from xueshi_shared.problems import Conflict, Problem
 from . import schemas, service
 from .domain import rules
 
-_COURSES = """
-    SELECT c.id, c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
-           p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
-           t.hours AS topic_hours
+_COURSES = f"""
+    SELECT c.id, {service.COURSE_COLUMNS}
     FROM catalog.published_courses c
-    LEFT JOIN catalog.published_plans p ON p.year = c.year
-    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic
+    {service.COURSE_JOINS}
     WHERE c.id = ANY($1::uuid[])"""
 
 _REPLAYS = """
@@ -47,26 +44,6 @@ _REPLAYS = """
     FROM hours_ledger.record_keys k
     JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
     WHERE k.base_id = $1 AND k.external_id = ANY($2::text[])"""
-
-_FIND_PEOPLE = """
-    SELECT k.id_hash, p.id, p.entry_count, p.last_hash
-    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
-    WHERE k.id_hash = ANY($1::bytea[])
-    ORDER BY p.id
-    FOR UPDATE OF p"""
-
-_NEW_PEOPLE = """
-    WITH u AS (
-      SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY
-        AS u(h, t, c, m, n, i)),
-    k AS (
-      INSERT INTO hours_ledger.person_keys (id_hash, person_id)
-      SELECT h, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM u ORDER BY i
-      ON CONFLICT (id_hash) DO NOTHING
-      RETURNING id_hash, person_id)
-    INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
-    SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash
-    RETURNING id_hash, id, entry_count, last_hash"""
 
 # Per person: the busy sittings and day totals over the span of all its records in the batch.
 _STATES = """
@@ -148,7 +125,7 @@ def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[
 
     first: dict[tuple[str, str], int] = {}
     for i, (_, record) in enumerate(records):
-        for key in (("person", record.id_number.strip().upper()), ("external", record.external_id)):
+        for key in (("person", normalise_id_number(record.id_number)), ("external", record.external_id)):
             j = first.setdefault(key, i)
             parent[root(i)] = root(j)
     groups: dict[int, list[tuple[int, schemas.RecordIn]]] = defaultdict(list)
@@ -191,19 +168,21 @@ async def push_batch(sessions: async_sessionmaker[AsyncSession], principal: Prin
         replays = {row["external_id"]: row for row in await conn.fetch(
             _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
         pending = [i for i in admitted if admitted[i].body.external_id not in replays]
-        await _create_people(conn, keys, [admitted[i].body for i in pending])
+        # Each pending record's person, by the keyed hash of the ID number.
+        hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
+        await _create_people(conn, keys, {hashes[i]: admitted[i].body for i in pending})
     async with sessions() as db, db.begin():
-        return await _apply(await service._driver(db), principal, admitted, pending, replays, results, keys, now)
+        return await _apply(await service._driver(db), principal, admitted, hashes, replays, results, keys, now)
 
 
 async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[int, service.Admitted],
-                 pending: list[int], replays: dict[str, Any], results: list[dict[str, Any] | None], keys: PiiKeys,
-                 now: dt.datetime) -> list[dict[str, Any]]:
+                 hashes: dict[int, bytes], replays: dict[str, Any], results: list[dict[str, Any] | None],
+                 keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
     base_id = principal.require_base()
+    pending = list(hashes)
     digests = {i: service.request_hash(keys, a.body) for i, a in admitted.items()}
-    hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
     people = {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"]))
-              for r in await conn.fetch(_FIND_PEOPLE, list(set(hashes.values())))}
+              for r in await conn.fetch(service.FIND_PEOPLE, list(set(hashes.values())))}
     if len(people) != len(set(hashes.values())):
         raise Retry("a person created by the first transaction is missing")
     # Retries that landed while we waited for the locks.
@@ -248,11 +227,9 @@ async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[
     return results  # type: ignore[return-value]
 
 
-async def _create_people(conn: asyncpg.Connection, keys: PiiKeys, bodies: list[schemas.RecordIn]) -> None:
-    """Create the people of `bodies` the ledger has not seen yet (a concurrent push may create some first)."""
-    wanted: dict[bytes, schemas.RecordIn] = {}
-    for body in bodies:
-        wanted.setdefault(keys.lookup_hash(normalise_id_number(body.id_number)), body)
+async def _create_people(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn]) -> None:
+    """Create the people of `wanted` (ID hash -> a record of theirs) the ledger has not seen yet (a concurrent
+    push may create some first). Known people are skipped before encrypting anything."""
     known = {bytes(h) for h in await conn.fetchval(
         "SELECT coalesce(array_agg(id_hash), '{}') FROM hours_ledger.person_keys WHERE id_hash = ANY($1::bytea[])",
         list(wanted))}
@@ -260,7 +237,7 @@ async def _create_people(conn: asyncpg.Connection, keys: PiiKeys, bodies: list[s
     if new:
         numbers = [normalise_id_number(wanted[h].id_number) for h in new]
         await conn.execute(
-            _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
+            service.NEW_PEOPLE, new, [wanted[h].id_type for h in new],
             [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
             [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])
 
@@ -334,7 +311,7 @@ async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UU
         if "no partition" not in str(exc):
             raise
         for year in {c["year"] for c in courses}:
-            service.year_removed(year)  # forgotten: the record-at-a-time path reopens it, or answers 503
+            service.forget_year(year)  # the record-at-a-time path reopens it, or answers 503
         raise Retry("a year's partitions were removed") from None
     except asyncpg.UniqueViolationError as exc:
         raise Retry(str(exc)) from None

@@ -114,43 +114,52 @@ async def _driver(db: AsyncSession) -> asyncpg.Connection:
     return raw  # type: ignore[return-value]
 
 
+# What the push reads of a course and its plan (the single and the batch path alike).
+COURSE_COLUMNS = """c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
+           p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
+           t.hours AS topic_hours"""
+COURSE_JOINS = """LEFT JOIN catalog.published_plans p ON p.year = c.year
+    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
+
 # The base's standing, the course with its plan, and whether the base already sent this external id: one
 # round trip. (It reads record_keys, never records: a year's partitions may still have to be opened.)
-_STANDING_AND_COURSE = """
-    SELECT b.status AS base_status, b.suspended, c.base_id, c.year, c.category, c.topic, c.field, c.hours,
-           c.mode, c.status, c.accepting_records, p.window_start, p.deadline, p.max_hours_per_day,
-           p.minutes_per_hour, p.min_exam_questions, t.hours AS topic_hours,
+_STANDING_AND_COURSE = f"""
+    SELECT b.status AS base_status, b.suspended, {COURSE_COLUMNS},
            k.request_hash AS replay_hash, k.record_id AS replay_id, k.person_id AS replay_person,
            k.year AS replay_year
     FROM (SELECT $1::uuid AS base_id, $2::uuid AS course_id) x
     LEFT JOIN catalog.published_bases b ON b.id = x.base_id
     LEFT JOIN catalog.published_courses c ON c.id = x.course_id
-    LEFT JOIN catalog.published_plans p ON p.year = c.year
-    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic
+    {COURSE_JOINS}
     LEFT JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = $3::text"""
 
 _REPLAYED = """
     SELECT id, external_id, credited_hours, counted_seconds, status, adjustments FROM hours_ledger.records
     WHERE person_id = $1 AND year = $2 AND id = $3"""
 
-# Finds the person by the ID number's keyed hash and takes the person's row lock.
-_FIND_PERSON = """
-    SELECT p.id, p.entry_count, p.last_hash
+# Finds people by the ID numbers' keyed hashes and takes their row locks, in person-id order (so that two
+# transactions locking several people never wait on each other in a cycle).
+FIND_PEOPLE = """
+    SELECT k.id_hash, p.id, p.entry_count, p.last_hash
     FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
-    WHERE k.id_hash = $1
+    WHERE k.id_hash = ANY($1::bytea[])
+    ORDER BY p.id
     FOR UPDATE OF p"""
 
-# Creates a person on first sight. Returns nothing if a concurrent push created the same person first
-# (its person_keys row is then committed, and _FIND_PERSON sees it).
-_NEW_PERSON = """
-    WITH k AS (
+# Creates people on first sight. Leaves out anyone a concurrent push created first (whose person_keys row
+# is then committed, and FIND_PEOPLE sees it).
+NEW_PEOPLE = """
+    WITH u AS (
+      SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY
+        AS u(h, t, c, m, n, i)),
+    k AS (
       INSERT INTO hours_ledger.person_keys (id_hash, person_id)
-      VALUES ($1, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')))
+      SELECT h, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM u ORDER BY i
       ON CONFLICT (id_hash) DO NOTHING
-      RETURNING person_id)
+      RETURNING id_hash, person_id)
     INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
-    SELECT person_id, $1, $2, $3, $4, $5 FROM k
-    RETURNING id, entry_count, last_hash"""
+    SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash
+    RETURNING id_hash, id, entry_count, last_hash"""
 
 _YEAR_OPEN = """
     SELECT count(*) = 3 FROM pg_inherits
@@ -248,13 +257,13 @@ async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: 
     """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash)."""
     number = normalise_id_number(id_number)
     conn = await _driver(db)
-    digest = keys.lookup_hash(number)
-    person = await conn.fetchrow(_FIND_PERSON, digest)
+    digest = [keys.lookup_hash(number)]
+    person = await conn.fetchrow(FIND_PEOPLE, digest)
     if person is None:
-        person = await conn.fetchrow(_NEW_PERSON, digest, id_type, keys.encrypt(id_type, number),
-                                     mask_id_number(number), name)
+        person = await conn.fetchrow(NEW_PEOPLE, digest, [id_type], [keys.encrypt(id_type, number)],
+                                     [mask_id_number(number)], [name])
     if person is None:
-        person = await conn.fetchrow(_FIND_PERSON, digest)
+        person = await conn.fetchrow(FIND_PEOPLE, digest)
     return person
 
 
@@ -358,10 +367,9 @@ def apply_to_state(staged: Staged, state: rules.PersonState) -> None:
         state.day_used[a.day] = state.day_used.get(a.day, 0) + a.seconds
 
 
-def year_removed(year: int) -> Unavailable:
+def forget_year(year: int) -> None:
+    """A write found the year's partitions gone: the next push of that year checks and reopens them."""
     _open_years.discard(year)
-    return Unavailable(f"the ledger's partitions for {year} were removed while it ran; retry to reopen the year",
-                       rule="year-not-open")
 
 
 async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
@@ -411,7 +419,9 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise
-        raise year_removed(course["year"]) from None
+        forget_year(course["year"])
+        raise Unavailable(f"the ledger's partitions for {course['year']} were removed while it ran; retry to "
+                          "reopen the year", rule="year-not-open") from None
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "record_keys_pkey":
             raise

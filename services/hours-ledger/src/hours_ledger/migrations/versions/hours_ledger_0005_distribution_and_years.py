@@ -65,6 +65,13 @@ def _partitioned(name: str, *columns: sa.Column, constraints: tuple = (), indexe
         op.create_index(index_name, name, cols, unique=False, schema=S)
 
 
+def _record_fk() -> sa.ForeignKeyConstraint:
+    """A sitting's or allocation's record (one constraint object per table)."""
+    return sa.ForeignKeyConstraint(
+        ["person_id", "year", "record_id"],
+        ["hours_ledger.records.person_id", "hours_ledger.records.year", "hours_ledger.records.id"])
+
+
 def upgrade() -> None:
     op.execute("DROP VIEW hours_ledger.published_records")
 
@@ -139,9 +146,6 @@ def upgrade() -> None:
                      sa.PrimaryKeyConstraint("person_id", "year", "id")),
         indexes=(("records_id", ["id"]),),
     )
-    record_fk = sa.ForeignKeyConstraint(
-        ["person_id", "year", "record_id"],
-        ["hours_ledger.records.person_id", "hours_ledger.records.year", "hours_ledger.records.id"])
     _partitioned(
         "sittings",
         sa.Column("person_id", sa.BigInteger(), nullable=False),
@@ -153,7 +157,7 @@ def upgrade() -> None:
         sa.Column("media_seconds", sa.Integer(), nullable=True),
         sa.Column("identity_passed", sa.Integer(), nullable=True),
         sa.Column("identity_failed", sa.Integer(), nullable=True),
-        constraints=(record_fk, sa.PrimaryKeyConstraint("person_id", "year", "id")),
+        constraints=(_record_fk(), sa.PrimaryKeyConstraint("person_id", "year", "id")),
         indexes=(("sittings_person_start", ["person_id", "started_at"]), ("sittings_record", ["person_id", "record_id"])),
     )
     _partitioned(
@@ -166,10 +170,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seconds", sa.Integer(), nullable=False),
-        constraints=(sa.ForeignKeyConstraint(
-            ["person_id", "year", "record_id"],
-            ["hours_ledger.records.person_id", "hours_ledger.records.year", "hours_ledger.records.id"]),
-            sa.PrimaryKeyConstraint("person_id", "year", "id")),
+        constraints=(_record_fk(), sa.PrimaryKeyConstraint("person_id", "year", "id")),
         indexes=(("allocations_person_day", ["person_id", "day"]), ("allocations_record", ["person_id", "record_id"])),
     )
     op.execute(OPEN_YEAR)
