@@ -9,12 +9,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
-from xueshi_shared.iam.principal import Principal
-from xueshi_shared.pii import normalise_id_number
-from xueshi_shared.problems import InvalidInput, Problem, field_errors
+from xueshi_shared.problems import InvalidInput, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PushingBase
 
 from . import batch, schemas, seminars, service
 
@@ -29,11 +27,13 @@ _problems = {409: {"model": ProblemDocument, "description": "external_id reused 
 @router.post("/v1/records", status_code=201, response_model=schemas.RecordResult, responses={
     200: {"model": schemas.RecordResult, "description": "A repeat of a record already in the ledger"}, **_problems},
     summary="Push one study record (a training base's key)")
-async def push_record(body: schemas.RecordIn, request: Request, response: Response, principal: CurrentPrincipal,
-                      session: DbSession) -> dict:
-    status, result = await service.push_record(session, principal, body, request.app.state.pii_keys, now())
-    response.status_code = status
-    return result
+async def push_record(body: schemas.RecordIn, request: Request, response: Response, principal: PushingBase) -> dict:
+    # Written together with the base's other pushes in flight (groupcommit.py), answered after the commit.
+    outcome = await request.app.state.pushes.push(principal, body)
+    if "error" in outcome:
+        raise outcome["error"]
+    response.status_code = outcome["status"]
+    return outcome["result"]
 
 
 @router.post("/v1/records/batch", response_model=schemas.BatchOut, summary=(
@@ -52,14 +52,11 @@ async def push_batch(body: schemas.BatchIn, request: Request, principal: Current
 
     async def part(records: list[tuple[int, schemas.RecordIn]]) -> None:
         async with limit:
-            try:
-                # Set-based, a few statements per part (batch.py).
-                outcome = await batch.push_batch(request.app.state.sessions, principal, [r for _, r in records],
-                                                 request.app.state.pii_keys, now())
-                for (index, _), result in zip(records, outcome, strict=True):
-                    results[index] = {"index": index, **result}
-            except batch.FALLBACK:
-                await _one_by_one(request, principal, records, results)
+            # Set-based, a few statements per part (batch.py).
+            outcome = await batch.push_records(request.app.state.engine, principal, [r for _, r in records],
+                                               request.app.state.pii_keys)
+            for (index, _), result in zip(records, outcome, strict=True):
+                results[index] = {"index": index, **result}
 
     await asyncio.gather(*(part(p) for p in batch.chunks(valid, BATCH_PART)))
     # Serialised directly (orjson) in BatchOut's exact shape: re-validating up to 1,000 results through the
@@ -81,34 +78,6 @@ def _invalid(index: int, exc: ValidationError) -> dict:
     problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
                            errors=errors, rule="validation")
     return {"index": index, "status": 422, "problem": problem.body()}
-
-
-async def _one_by_one(request: Request, principal: Principal, valid: list[tuple[int, schemas.RecordIn]],
-                      results: list[dict | None]) -> None:
-    """The batch record by record, each its own transaction: one person's records one after another, in batch
-    order, so "first come, first served" (the daily limit, replays) follows the order the base sent; different
-    people several at a time so the database's latency overlaps."""
-    groups: dict[str, list[tuple[int, schemas.RecordIn]]] = {}
-    for index, record in valid:
-        groups.setdefault(normalise_id_number(record.id_number), []).append((index, record))
-    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
-
-    async def run(group: list[tuple[int, schemas.RecordIn]]) -> None:
-        async with limit:
-            for index, record in group:
-                results[index] = await _one(request, principal, index, record)
-
-    await asyncio.gather(*(run(g) for g in groups.values()))
-
-
-async def _one(request: Request, principal: Principal, index: int, record: schemas.RecordIn) -> dict:
-    try:
-        async with request.app.state.sessions() as session, session.begin():
-            status, result = await service.push_record(session, principal, record, request.app.state.pii_keys,
-                                                       now())
-        return {"index": index, "status": status, "result": result}
-    except Problem as exc:
-        return {"index": index, "status": exc.status, "problem": exc.body()}
 
 
 @router.get("/v1/records/{record_id}", response_model=schemas.RecordResult,

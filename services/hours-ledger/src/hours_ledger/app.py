@@ -7,7 +7,10 @@ from xueshi_shared.app import build_service_app
 from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
 
+from . import batch
+from .api import BATCH_PART
 from .api import router as ledger_router
+from .groupcommit import GroupCommit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,4 +25,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
+    app.state.pushes = GroupCommit(
+        lambda principal, records: batch.push_records(app.state.engine, principal, records, app.state.pii_keys,
+                                                      singles=True),
+        size=BATCH_PART, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app

@@ -18,6 +18,7 @@ the single-record path, which has the same results by construction (a test compa
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -25,10 +26,11 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
 from xueshi_shared.problems import Conflict, Problem
+from xueshi_shared.timekeeping import now as clock
 
 from . import schemas, service
 from .domain import rules
@@ -139,40 +141,48 @@ def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[
     return [sorted(part, key=lambda item: item[0]) for part in parts]
 
 
+def _refused(exc: Problem) -> dict[str, Any]:
+    """A record's refusal: its problem document, and the problem itself for a single push to raise."""
+    return {"status": exc.status, "problem": exc.body(), "error": exc}
+
+
 class Retry(Exception):
     """The set-based transaction cannot stand: apply the batch again one record at a time."""
 
 
-async def push_batch(sessions: async_sessionmaker[AsyncSession], principal: Principal,
-                     records: list[schemas.RecordIn], keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
+async def push_batch(engine: AsyncEngine, principal: Principal,
+                     records: list[schemas.RecordIn], keys: PiiKeys, now: dt.datetime, *, standing: bool = False
+                     ) -> list[dict[str, Any]]:
     """Results (`status` with `result` or `problem`) for `records`, in order. Raises one of FALLBACK to fall back.
 
     Two transactions. The first admits the records and creates the people seen for the first time
     (committed: a person row without records is harmless, and the second transaction then holds no lock it
     did not take in person-id order). The second locks every person in person-id order, decides and writes:
-    locks taken in one global order cannot form a cycle with another batch or push.
+    locks taken in one global order cannot form a cycle with another batch or push. `standing`: check the
+    base's standing in the first transaction (the batch endpoint checks it once, before its parts).
     """
     base_id = principal.require_base()
     results: list[dict[str, Any] | None] = [None] * len(records)
     admitted: dict[int, service.Admitted] = {}
-    async with sessions() as db, db.begin():
-        conn = await service._driver(db)
+    async with service.transaction(engine) as conn:
+        if standing:
+            await service.require_base_in_standing(conn, principal)
         courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
         for i, body in enumerate(records):
             try:
                 admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
             except Problem as exc:
-                results[i] = {"status": exc.status, "problem": exc.body()}
+                results[i] = _refused(exc)
         for year in sorted({a.course["year"] for a in admitted.values()}):
-            await service.open_year(db, year)
+            await service.open_year(conn, engine.url, year)
         replays = {row["external_id"]: row for row in await conn.fetch(
             _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
         pending = [i for i in admitted if admitted[i].body.external_id not in replays]
         # Each pending record's person, by the keyed hash of the ID number.
         hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
         await _create_people(conn, keys, {hashes[i]: admitted[i].body for i in pending})
-    async with sessions() as db, db.begin():
-        return await _apply(await service._driver(db), principal, admitted, hashes, replays, results, keys, now)
+    async with service.transaction(engine) as conn:
+        return await _apply(conn, principal, admitted, hashes, replays, results, keys, now)
 
 
 async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[int, service.Admitted],
@@ -210,7 +220,7 @@ async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[
                 results[i] = {"status": 200, "result": earlier.result()}
                 continue
         except Problem as exc:
-            results[i] = {"status": exc.status, "problem": exc.body()}
+            results[i] = _refused(exc)
             continue
         pid = people[hashes[i]][0]
         topic_key = (pid, a.course["year"], a.course["topic"])
@@ -319,3 +329,58 @@ async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UU
 
 # What makes the set-based transaction fall back to one record at a time (nothing of it was kept).
 FALLBACK = (Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+# Records written one at a time at once, when the set-based transaction falls back.
+CONCURRENCY = 8
+
+
+async def push_records(engine: AsyncEngine, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys,
+                       *, singles: bool = False) -> list[dict[str, Any]]:
+    """Results for `records` (one part: see `chunks`) as if pushed one by one in this order: set-based, or
+    record by record when the set-based transaction cannot stand.
+
+    `singles`: the records are concurrent single pushes (group commit): the base's standing is checked
+    here, and when the set-based path refuses the whole group (a base no longer in standing, a plan year
+    that cannot open), each record gets its own answer from the single-record path instead.
+    """
+    if len(records) == 1:
+        return [await _one(engine, principal, records[0], keys)]
+    try:
+        return await push_batch(engine, principal, records, keys, clock(), standing=singles)
+    except FALLBACK:
+        return await one_by_one(engine, principal, records, keys)
+    except Problem:
+        if not singles:
+            raise
+        return await one_by_one(engine, principal, records, keys)
+
+
+async def one_by_one(engine: AsyncEngine, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys
+                     ) -> list[dict[str, Any]]:
+    """Record by record, each its own transaction: one person's records one after another, in order, so
+    "first come, first served" (the daily limit, replays) follows the order sent; different people several
+    at a time so the database's latency overlaps."""
+    results: list[dict[str, Any] | None] = [None] * len(records)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        groups[normalise_id_number(record.id_number)].append(index)
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def run(group: list[int]) -> None:
+        async with limit:
+            for index in group:
+                results[index] = await _one(engine, principal, records[index], keys)
+
+    await asyncio.gather(*(run(g) for g in groups.values()))
+    return results  # type: ignore[return-value]
+
+
+async def _one(engine: AsyncEngine, principal: Principal, record: schemas.RecordIn, keys: PiiKeys
+               ) -> dict[str, Any]:
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            status, result = await service.push_record(session, principal, record, keys, clock())
+        return {"status": status, "result": result}
+    except Problem as exc:
+        return _refused(exc)

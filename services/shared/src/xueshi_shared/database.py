@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -87,14 +87,28 @@ async def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         # Sessions read and write UTC; days are reckoned in Asia/Shanghai by the code that needs it.
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "xueshi"}},
     )
+    sa.event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Hand out no connection the server has closed (a restart, an administrator's pg_terminate_backend).
+
+    Instead of SQLAlchemy's pre-ping, which costs three round trips per checkout (BEGIN, a ping, ROLLBACK:
+    profiled as 7% of a single push's server time and as many of the database's), this asks asyncpg,
+    which has already seen the socket close: the event loop reads every connection all the time. The pool
+    then replaces the connection. A connection lost between this check and its use fails that one request
+    (503) and is discarded.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa.exc.DisconnectionError("the server closed this connection")
 
 
 @contextlib.asynccontextmanager

@@ -265,6 +265,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         if isinstance(cause, asyncpg.exceptions.DatetimeFieldOverflowError | asyncpg.exceptions.NumericValueOutOfRangeError):
             return problem_response(422, "out-of-range", "a number or date is outside what can be stored",
                                     title="Invalid input")
+        if getattr(exc, "connection_invalidated", False) or _is_connection_lost(cause):
+            return await on_connection_lost(request, exc)
+        return await on_unexpected(request, exc)
+
+    async def on_connection_lost(request: Request, exc: Exception) -> Response:
+        # The database restarted or went away under the request: nothing of its transaction was kept (a
+        # transaction that lost its connection is rolled back), and a retry is safe.
+        log.warning("database connection lost", extra={"path_template": _route_template(request)})
+        return problem_response(503, "service-unavailable", "the database connection was lost; retry the request",
+                                headers={"Retry-After": "1"})
+
+    async def on_interface(request: Request, exc: Exception) -> Response:
+        if _is_connection_lost(exc):  # "connection is closed"
+            return await on_connection_lost(request, exc)
         return await on_unexpected(request, exc)
 
     async def on_overflow(request: Request, exc: OverflowError) -> Response:
@@ -287,7 +301,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, on_database)  # type: ignore[arg-type]
     app.add_exception_handler(OverflowError, on_overflow)  # type: ignore[arg-type]
     app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, on_database)  # type: ignore[arg-type]
+    for lost in _CONNECTION_LOST:
+        app.add_exception_handler(lost, on_connection_lost)
+    app.add_exception_handler(asyncpg.exceptions.InterfaceError, on_interface)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# What the driver raises when the server goes away (a restart, pg_terminate_backend, the network).
+_CONNECTION_LOST = (asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.AdminShutdownError,
+                    asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.CannotConnectNowError, ConnectionError)
+
+
+def _is_connection_lost(error: BaseException | None) -> bool:
+    return isinstance(error, _CONNECTION_LOST) or (
+        isinstance(error, asyncpg.exceptions.InterfaceError) and "closed" in str(error))
 
 
 def _is_untextual(error: BaseException | None) -> bool:

@@ -6,7 +6,7 @@ sent (`scope="function"`), so a 2xx always means the write is durable; services 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import orjson
@@ -21,7 +21,7 @@ from .pii import mask_id_number
 from .problems import Problem, TooManyRequests, Unauthenticated
 from .ratelimit import RateLimiter
 
-__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "current_principal", "db_session"]
+__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "PushingBase", "current_principal", "db_session", "pushing_base"]
 
 
 class _OrjsonRequest(Request):
@@ -103,8 +103,9 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
-async def current_principal(request: Request, session: DbSession) -> Principal:
-    """The principal behind `Authorization: Bearer <token>`; 401 (and an audit event) otherwise."""
+async def _authenticate(request: Request, lookup: Callable[[str], Awaitable[Principal | None]]) -> Principal:
+    """The principal behind `Authorization: Bearer <token>` (found by `lookup`), within its rate limit; 401 and
+    an audit event otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -113,7 +114,7 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
     elif scheme.lower() != "bearer" or not token:
         reason = "the Authorization header must be 'Bearer <token>'"
     else:
-        principal = await authenticate_token(session, token)
+        principal = await lookup(token)
         if principal is not None:
             wait = request.app.state.rate_limiter.check(digest(token))
             if wait:
@@ -126,4 +127,31 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
     raise Unauthenticated(reason)
 
 
+async def current_principal(request: Request, session: DbSession) -> Principal:
+    """The principal behind the bearer token, found in the request's transaction."""
+    return await _authenticate(request, lambda token: authenticate_token(session, token))
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal, scope="function")]
+
+
+async def pushing_base(request: Request) -> Principal:
+    """A training base's key, for a route that writes in transactions of its own (the single push, whose
+    records are written in groups): the token is looked up in one statement on a pooled connection, which
+    goes back to the pool before the route runs. Anyone else's token is refused with 403 (audited, staff)."""
+
+    async def lookup(token: str) -> Principal | None:
+        async with request.app.state.engine.connect() as conn:
+            return await authenticate_token(conn, token)
+
+    principal = await _authenticate(request, lookup)
+    try:
+        principal.require_base()
+    except Problem as exc:
+        if principal.is_staff:
+            await _audit_in_own_transaction(request, principal, "refused", exc.status)
+        raise
+    return principal
+
+
+PushingBase = Annotated[Principal, Depends(pushing_base)]

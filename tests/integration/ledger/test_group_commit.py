@@ -1,0 +1,167 @@
+"""Single pushes written together (group commit), against the real database: the grouping happens, each
+push still gets the answer it would get alone, and a group that cannot stand answers record by record."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+import sqlalchemy as sa
+from hours_ledger.app import create_app as create_ledger
+
+from tests.support.factories import make_staff, online_sitting, record_body, ric
+from tests.support.http import assert_problem, running
+
+DAY = "2026-07-06"
+
+
+def at(hhmm: str) -> str:
+    return f"{DAY}T{hhmm}:00+08:00"
+
+
+@pytest.fixture
+async def one_writer(settings):
+    """A ledger writing one group at a time: every push that arrives meanwhile waits for the next group."""
+    async with running(create_ledger(settings.model_copy(update={"push_writers": 1}))) as client:
+        yield client
+
+
+async def groups(client) -> tuple[int, int]:
+    """(groups written, pushes written) from the ledger's metrics."""
+    text = (await client.get("/metrics")).text
+    count = re.search(r"^xueshi_ledger_push_group_records_count (\S+)$", text, re.M)
+    total = re.search(r"^xueshi_ledger_push_group_records_sum (\S+)$", text, re.M)
+    return int(float(count.group(1))), int(float(total.group(1)))
+
+
+async def test_concurrent_pushes_are_written_in_groups_and_each_gets_its_own_answer(one_writer, base, course,
+                                                                                    engine):
+    bodies = [record_body(course, ric(300 + i), [online_sitting(at("09:00"), at(f"{10 + i % 3}:00"))])
+              for i in range(30)]
+    # The same person twice: the second record overlaps the first and is counted for what is left.
+    bodies.append(record_body(course, ric(300), [online_sitting(at("09:30"), at("10:30"))]))
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers) for b in bodies))
+    assert [r.status_code for r in responses] == [201] * 31, [r.text for r in responses if r.status_code != 201]
+
+    written, pushes = await groups(one_writer)
+    assert pushes == 31 and written < 31, f"{written} groups for 31 concurrent pushes: nothing was grouped"
+    answers = [r.json() for r in responses]
+    assert [a["counted_minutes"] for a in answers[:30]] == [60 * (1 + i % 3) for i in range(30)]
+    assert answers[30]["counted_minutes"] == 30 and any(a["rule"] == "parallel-study" for a in answers[30]["adjustments"])
+    async with engine.connect() as conn:
+        stored = dict((await conn.execute(sa.text(
+            "SELECT external_id, counted_seconds / 60 FROM hours_ledger.records"))).all())
+        chains = (await conn.execute(sa.text(
+            "SELECT count(*), count(DISTINCT person_id) FROM hours_ledger.entries"))).one()
+    assert stored == {b["external_id"]: a["counted_minutes"] for b, a in zip(bodies, answers, strict=True)}
+    assert tuple(chains) == (31, 30)
+    auditor = await make_staff(engine, "auditor")
+    assert (await one_writer.get("/v1/ledger/integrity", headers=auditor.headers)).json()["valid"] is True
+
+
+async def test_one_record_sent_twice_at_once_is_written_once(one_writer, base, course, engine):
+    body = record_body(course, ric(330), [online_sitting(at("09:00"), at("10:00"))])
+    other = record_body(course, ric(331), [online_sitting(at("09:00"), at("10:00"))],
+                        external_id=body["external_id"])  # the same id for a different record
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers)
+                                       for b in (body, body, body, other)))
+    # Concurrent requests have no order: whichever reaches the ledger first takes the id.
+    statuses = [r.status_code for r in responses]
+    if statuses[3] == 201:
+        assert statuses == [409, 409, 409, 201], [r.text for r in responses]
+    else:
+        assert sorted(statuses[:3]) == [200, 200, 201] and statuses[3] == 409, [r.text for r in responses]
+        assert len({r.json()["record_id"] for r in responses[:3]}) == 1
+    for refused in (r for r in responses if r.status_code == 409):
+        assert_problem(refused, 409, "external-id-reused")
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 1
+
+
+async def test_a_group_of_a_suspended_base_is_refused_record_by_record(one_writer, catalog, fuzhou, base, course,
+                                                                       engine):
+    await catalog.post(f"/v1/bases/{base.id}/suspension", json={"reason": "核查"}, headers=fuzhou.headers)
+    bodies = [record_body(course, ric(340 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(12)]
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers) for b in bodies))
+    for response in responses:
+        assert_problem(response, 403, "base-suspended")
+    written, pushes = await groups(one_writer)
+    assert pushes == 12 and written < 12
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 0
+
+
+async def test_refusals_inside_a_group_are_each_records_own(one_writer, base, course, engine):
+    good = [record_body(course, ric(350 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(6)]
+    no_exam = record_body(course, ric(360), [online_sitting(at("09:00"), at("10:00"))], exam=None)
+    no_exam["exam"] = None
+    unknown = record_body("00000000-0000-4000-8000-000000000000", ric(361), [online_sitting(at("09:00"),
+                                                                                            at("10:00"))])
+    number = ric(362)
+    bad_check_digit = record_body(course, number[:-1] + ("1" if number[-1] != "1" else "2"),
+                                  [online_sitting(at("09:00"), at("10:00"))])
+    bodies = [*good[:3], no_exam, unknown, bad_check_digit, *good[3:]]
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers) for b in bodies))
+    assert [r.status_code for r in responses] == [201, 201, 201, 422, 422, 422, 201, 201, 201]
+    assert_problem(responses[3], 422)["errors"][0]["field"].startswith("exam")
+    assert_problem(responses[4], 422, "course-unknown")
+    assert_problem(responses[5], 422, "id-number")
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 6
+
+
+async def test_staff_pushing_is_refused_and_audited(one_writer, catalog, admin, auditor, course):
+    body = record_body(course, ric(370), [online_sitting(at("09:00"), at("10:00"))])
+    assert_problem(await one_writer.post("/v1/records", json=body, headers=admin.headers), 403, "base-only")
+    events = (await catalog.get("/v1/audit-events", params={"actor_id": str(admin.id)},
+                                headers=auditor.headers)).json()["events"]
+    assert [(e["action"], e["outcome"], e["status"]) for e in events] == [("POST /v1/records", "refused", 403)]
+
+
+async def test_connections_the_server_closed_are_not_handed_out(ledger, base, course, engine):
+    """The pool checks each connection without a round trip (no pre-ping); an administrator's
+    pg_terminate_backend, like a database restart, must not fail the requests that follow."""
+    first = [record_body(course, ric(380 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(8)]
+    assert {r.status_code for r in await asyncio.gather(
+        *(ledger.post("/v1/records", json=b, headers=base.headers) for b in first))} == {201}
+    async with engine.connect() as conn:
+        killed = await conn.scalar(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'xueshi' AND datname = current_database() AND pid <> pg_backend_pid()"))
+        await conn.commit()
+    assert killed >= 2
+    await asyncio.sleep(0.2)  # the event loop sees the sockets close
+    after = [record_body(course, ric(390 + i), [online_sitting(at("11:00"), at("12:00"))]) for i in range(8)]
+    responses = await asyncio.gather(*(ledger.post("/v1/records", json=b, headers=base.headers) for b in after))
+    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
+
+
+async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_once(ledger, base, course, engine):
+    person = ric(395)
+    first = record_body(course, person, [online_sitting(at("08:00"), at("09:00"))])
+    assert (await ledger.post("/v1/records", json=first, headers=base.headers)).status_code == 201
+    body = record_body(course, person, [online_sitting(at("10:00"), at("11:00"))])
+    async with engine.connect() as holder:
+        # Hold the person's lock, as a long push would, so that the push waits inside its transaction.
+        await holder.execute(sa.text("SELECT 1 FROM hours_ledger.people FOR UPDATE"))
+        push = asyncio.create_task(ledger.post("/v1/records", json=body, headers=base.headers))
+        async with engine.connect() as admin:
+            for _ in range(200):
+                waiting = await admin.scalar(sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%' AND pid <> :me"),
+                    {"me": await admin.scalar(sa.text("SELECT pg_backend_pid()"))})
+                if waiting:
+                    break
+                await asyncio.sleep(0.02)
+            assert waiting, "the push never waited for the lock"
+            await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})
+        response = await push
+        await holder.rollback()
+    assert_problem(response, 503, "service-unavailable")
+    assert response.headers["retry-after"] == "1"
+    retry = await ledger.post("/v1/records", json=body, headers=base.headers)
+    assert retry.status_code == 201, retry.text
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 2

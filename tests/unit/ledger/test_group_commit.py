@@ -1,0 +1,137 @@
+"""The group-commit scheduler (hours_ledger/groupcommit.py) on its own: which pushes are written together,
+how many groups at once, and who gets which answer. The database side is the batch path's, tested in
+tests/integration/ledger (test_batch.py, test_group_commit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from hours_ledger.groupcommit import GroupCommit
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+from xueshi_shared.iam.principal import Principal
+
+KEYS = [Principal(id=uuid.UUID(int=i + 1), kind="base", name=f"base {i}", base_id=uuid.UUID(int=100 + i))
+        for i in range(3)]
+
+
+class Writer:
+    """An `apply` that records each group and, while `hold` is clear, keeps it in flight."""
+
+    def __init__(self, fail: set[str] | None = None) -> None:
+        self.groups: list[tuple[uuid.UUID, list[str]]] = []
+        self.in_flight = self.most_in_flight = 0
+        self.hold = asyncio.Event()
+        self.hold.set()
+        self.fail = fail or set()
+
+    async def __call__(self, principal: Principal, records: list[str]) -> list[dict]:
+        self.groups.append((principal.id, list(records)))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            await self.hold.wait()
+            if self.fail & set(records):
+                raise ConnectionError("the database went away")
+            return [{"status": 201, "result": f"{principal.id}:{r}"} for r in records]
+        finally:
+            self.in_flight -= 1
+
+
+def commit(writer: Writer, *, size: int, flushes: int) -> GroupCommit:
+    return GroupCommit(writer, size=size, flushes=flushes, registry=CollectorRegistry())
+
+
+async def test_pushes_arriving_while_groups_are_written_go_together_in_arrival_order():
+    writer = Writer()
+    writer.hold.clear()
+    pushes = commit(writer, size=50, flushes=1)
+    first = asyncio.create_task(pushes.push(KEYS[0], "a"))
+    await asyncio.sleep(0)
+    later = [asyncio.create_task(pushes.push(KEYS[0], r)) for r in "bcde"]
+    await asyncio.sleep(0)
+    assert writer.groups == [(KEYS[0].id, ["a"])], "the first push is written at once, alone"
+    writer.hold.set()
+    answers = await asyncio.gather(first, *later)
+    assert writer.groups == [(KEYS[0].id, ["a"]), (KEYS[0].id, ["b", "c", "d", "e"])]
+    assert [a["result"] for a in answers] == [f"{KEYS[0].id}:{r}" for r in "abcde"]
+
+
+async def test_a_group_holds_one_keys_records_and_at_most_size_of_them():
+    writer = Writer()
+    writer.hold.clear()
+    pushes = commit(writer, size=3, flushes=1)
+    blocker = asyncio.create_task(pushes.push(KEYS[2], "z"))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(pushes.push(KEYS[i % 2], f"r{i}")) for i in range(10)]
+    await asyncio.sleep(0)
+    writer.hold.set()
+    await asyncio.gather(blocker, *tasks)
+    assert writer.groups[0] == (KEYS[2].id, ["z"])
+    # Key 0 queued first; it had more than `size` waiting, so key 1's queue went next, then key 0's rest.
+    assert writer.groups[1:] == [(KEYS[0].id, ["r0", "r2", "r4"]), (KEYS[1].id, ["r1", "r3", "r5"]),
+                                 (KEYS[0].id, ["r6", "r8"]), (KEYS[1].id, ["r7", "r9"])]
+
+
+async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
+    writer = Writer(fail={"bad"})
+    writer.hold.clear()
+    pushes = commit(writer, size=50, flushes=2)
+    tasks = [asyncio.create_task(pushes.push(KEYS[0], "bad")), asyncio.create_task(pushes.push(KEYS[1], "ok"))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(pushes.push(KEYS[0], r)) for r in ("x", "bad")]
+    await asyncio.sleep(0)
+    writer.hold.set()
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(answers[0], ConnectionError)
+    assert answers[1]["result"] == f"{KEYS[1].id}:ok"
+    assert isinstance(answers[2], ConnectionError) and isinstance(answers[3], ConnectionError), \
+        "x shared its group with a failing record"
+    # The scheduler goes on: the writer slots were given back.
+    assert (await pushes.push(KEYS[0], "after"))["result"] == f"{KEYS[0].id}:after"
+
+
+async def test_a_request_that_goes_away_does_not_cancel_its_group():
+    writer = Writer()
+    writer.hold.clear()
+    pushes = commit(writer, size=50, flushes=1)
+    blocker = asyncio.create_task(pushes.push(KEYS[0], "a"))
+    await asyncio.sleep(0)
+    leaving, staying = (asyncio.create_task(pushes.push(KEYS[1], r)) for r in ("gone", "kept"))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    writer.hold.set()
+    assert (await staying)["result"] == f"{KEYS[1].id}:kept"
+    await blocker
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert (KEYS[1].id, ["gone", "kept"]) in writer.groups, "the cancelled request's record was still written"
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrivals=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=60),
+       size=st.integers(1, 8), flushes=st.integers(1, 4))
+def test_every_push_gets_its_own_answer_in_groups_of_one_key_in_arrival_order(arrivals, size, flushes):
+    """Arrivals in waves (the second number: how many event-loop turns pass before the next push)."""
+
+    async def scenario() -> None:
+        writer = Writer()
+        pushes = commit(writer, size=size, flushes=flushes)
+        tasks = []
+        for n, (key, pause) in enumerate(arrivals):
+            tasks.append(asyncio.create_task(pushes.push(KEYS[key], f"r{n}")))
+            for _ in range(pause):
+                await asyncio.sleep(0)
+        answers = await asyncio.gather(*tasks)
+        assert [a["result"] for a in answers] == [f"{KEYS[k].id}:r{n}" for n, (k, _) in enumerate(arrivals)]
+        assert writer.most_in_flight <= flushes
+        assert all(1 <= len(records) <= size for _, records in writer.groups)
+        for i, principal in enumerate(KEYS):
+            mine = [f"r{n}" for n, (k, _) in enumerate(arrivals) if k == i]
+            assert [r for key, records in writer.groups if key == principal.id for r in records] == mine
+
+    asyncio.run(scenario())
