@@ -10,7 +10,16 @@ import pytest
 import sqlalchemy as sa
 from hours_ledger.app import create_app as create_ledger
 
-from tests.support.factories import make_staff, online_sitting, record_body, ric
+from tests.support.factories import (
+    approved_base,
+    approved_course,
+    base_form,
+    make_staff,
+    online_sitting,
+    record_body,
+    ric,
+    uscc,
+)
 from tests.support.http import assert_problem, running
 
 DAY = "2026-07-06"
@@ -90,6 +99,35 @@ async def test_a_group_of_a_suspended_base_is_refused_record_by_record(one_write
     assert pushes == 12 and written < 12
     async with engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 0
+
+
+async def test_a_group_mixes_bases_and_refuses_only_the_suspended_ones(one_writer, catalog, fuzhou, base, course,
+                                                                      engine):
+    other = await approved_base(catalog, fuzhou, base_form(uscc=uscc(4343), unit_name="另一基地"))
+    other_course = await approved_course(catalog, other, fuzhou, topic="5", hours=7)
+    await catalog.post(f"/v1/bases/{base.id}/suspension", json={"reason": "核查"}, headers=fuzhou.headers)
+    # One person studies with both bases; the same external id is used by each base for its own record.
+    person = ric(345)
+    pushes = []
+    for i in range(8):
+        sender, course_id = (base, course) if i % 2 else (other, other_course)
+        pushes.append((sender, record_body(course_id, person, [online_sitting(at(f"{8 + i:02d}:00"), at(f"{8 + i:02d}:50"))],
+                                           external_id=f"SAME-{i // 2}")))
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=sender.headers)
+                                       for sender, b in pushes))
+    for i, response in enumerate(responses):
+        if i % 2:
+            assert_problem(response, 403, "base-suspended")
+        else:
+            assert response.status_code == 201, response.text
+    written, total = await groups(one_writer)
+    assert total == 8 and written < 8
+    async with engine.connect() as conn:
+        stored = (await conn.execute(sa.text(
+            "SELECT base_id, external_id FROM hours_ledger.records ORDER BY external_id"))).all()
+        actors = set((await conn.execute(sa.text("SELECT DISTINCT actor_id FROM hours_ledger.entries"))).scalars())
+    assert [(str(b), e) for b, e in stored] == [(str(other.id), f"SAME-{n}") for n in range(4)]
+    assert len(actors) == 1
 
 
 async def test_refusals_inside_a_group_are_each_records_own(one_writer, base, course, engine):

@@ -19,17 +19,17 @@ KEYS = [Principal(id=uuid.UUID(int=i + 1), kind="base", name=f"base {i}", base_i
 
 
 class Writer:
-    """An `apply` that records each group and, while `hold` is clear, keeps it in flight."""
+    """An `apply` that records each group (sender, record) and, while `hold` is clear, keeps it in flight."""
 
     def __init__(self, fail: set[str] | None = None) -> None:
-        self.groups: list[tuple[uuid.UUID, list[str]]] = []
+        self.groups: list[list[tuple[uuid.UUID, str]]] = []
         self.in_flight = self.most_in_flight = 0
         self.hold = asyncio.Event()
         self.hold.set()
         self.fail = fail or set()
 
-    async def __call__(self, principal: Principal, records: list[str]) -> list[dict]:
-        self.groups.append((principal.id, list(records)))
+    async def __call__(self, senders: list[Principal], records: list[str]) -> list[dict]:
+        self.groups.append([(p.id, r) for p, r in zip(senders, records, strict=True)])
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -37,7 +37,7 @@ class Writer:
             await self.hold.wait()
             if self.fail & set(records):
                 raise ConnectionError("the database went away")
-            return [{"status": 201, "result": f"{principal.id}:{r}"} for r in records]
+            return [{"status": 201, "result": f"{p.id}:{r}"} for p, r in zip(senders, records, strict=True)]
         finally:
             self.in_flight -= 1
 
@@ -52,45 +52,46 @@ async def test_pushes_arriving_while_groups_are_written_go_together_in_arrival_o
     pushes = commit(writer, size=50, flushes=1)
     first = asyncio.create_task(pushes.push(KEYS[0], "a"))
     await asyncio.sleep(0)
-    later = [asyncio.create_task(pushes.push(KEYS[0], r)) for r in "bcde"]
+    later = [asyncio.create_task(pushes.push(KEYS[i % 3], r)) for i, r in enumerate("bcde")]
     await asyncio.sleep(0)
-    assert writer.groups == [(KEYS[0].id, ["a"])], "the first push is written at once, alone"
+    assert writer.groups == [[(KEYS[0].id, "a")]], "the first push is written at once, alone"
     writer.hold.set()
     answers = await asyncio.gather(first, *later)
-    assert writer.groups == [(KEYS[0].id, ["a"]), (KEYS[0].id, ["b", "c", "d", "e"])]
-    assert [a["result"] for a in answers] == [f"{KEYS[0].id}:{r}" for r in "abcde"]
+    assert writer.groups == [[(KEYS[0].id, "a")], [(KEYS[i % 3].id, r) for i, r in enumerate("bcde")]], \
+        "the pushes that waited, from every base, in one group, in arrival order"
+    assert [a["result"] for a in answers] == [f"{KEYS[0].id}:a"] + [f"{KEYS[i % 3].id}:{r}" for i, r in enumerate("bcde")]
 
 
-async def test_a_group_holds_one_keys_records_and_at_most_size_of_them():
+async def test_a_group_holds_at_most_size_records_first_come_first_served():
     writer = Writer()
     writer.hold.clear()
     pushes = commit(writer, size=3, flushes=1)
     blocker = asyncio.create_task(pushes.push(KEYS[2], "z"))
     await asyncio.sleep(0)
-    tasks = [asyncio.create_task(pushes.push(KEYS[i % 2], f"r{i}")) for i in range(10)]
+    tasks = [asyncio.create_task(pushes.push(KEYS[i % 2], f"r{i}")) for i in range(8)]
     await asyncio.sleep(0)
     writer.hold.set()
     await asyncio.gather(blocker, *tasks)
-    assert writer.groups[0] == (KEYS[2].id, ["z"])
-    # Key 0 queued first; it had more than `size` waiting, so key 1's queue went next, then key 0's rest.
-    assert writer.groups[1:] == [(KEYS[0].id, ["r0", "r2", "r4"]), (KEYS[1].id, ["r1", "r3", "r5"]),
-                                 (KEYS[0].id, ["r6", "r8"]), (KEYS[1].id, ["r7", "r9"])]
+    assert [[r for _, r in group] for group in writer.groups] == [["z"], ["r0", "r1", "r2"], ["r3", "r4", "r5"],
+                                                                   ["r6", "r7"]]
 
 
 async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
     writer = Writer(fail={"bad"})
     writer.hold.clear()
-    pushes = commit(writer, size=50, flushes=2)
+    pushes = commit(writer, size=2, flushes=2)
     tasks = [asyncio.create_task(pushes.push(KEYS[0], "bad")), asyncio.create_task(pushes.push(KEYS[1], "ok"))]
     await asyncio.sleep(0)
-    tasks += [asyncio.create_task(pushes.push(KEYS[0], r)) for r in ("x", "bad")]
+    tasks += [asyncio.create_task(pushes.push(KEYS[0], r)) for r in ("x", "bad", "y")]
     await asyncio.sleep(0)
     writer.hold.set()
     answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [[r for _, r in group] for group in writer.groups] == [["bad"], ["ok"], ["x", "bad"], ["y"]]
     assert isinstance(answers[0], ConnectionError)
     assert answers[1]["result"] == f"{KEYS[1].id}:ok"
     assert isinstance(answers[2], ConnectionError) and isinstance(answers[3], ConnectionError), \
         "x shared its group with a failing record"
+    assert answers[4]["result"] == f"{KEYS[0].id}:y"
     # The scheduler goes on: the writer slots were given back.
     assert (await pushes.push(KEYS[0], "after"))["result"] == f"{KEYS[0].id}:after"
 
@@ -109,13 +110,14 @@ async def test_a_request_that_goes_away_does_not_cancel_its_group():
     await blocker
     with pytest.raises(asyncio.CancelledError):
         await leaving
-    assert (KEYS[1].id, ["gone", "kept"]) in writer.groups, "the cancelled request's record was still written"
+    assert [(KEYS[1].id, "gone"), (KEYS[1].id, "kept")] in writer.groups, \
+        "the cancelled request's record was still written"
 
 
 @settings(max_examples=60, deadline=None)
 @given(arrivals=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=60),
        size=st.integers(1, 8), flushes=st.integers(1, 4))
-def test_every_push_gets_its_own_answer_in_groups_of_one_key_in_arrival_order(arrivals, size, flushes):
+def test_every_push_gets_its_own_answer_in_groups_in_arrival_order(arrivals, size, flushes):
     """Arrivals in waves (the second number: how many event-loop turns pass before the next push)."""
 
     async def scenario() -> None:
@@ -129,9 +131,9 @@ def test_every_push_gets_its_own_answer_in_groups_of_one_key_in_arrival_order(ar
         answers = await asyncio.gather(*tasks)
         assert [a["result"] for a in answers] == [f"{KEYS[k].id}:r{n}" for n, (k, _) in enumerate(arrivals)]
         assert writer.most_in_flight <= flushes
-        assert all(1 <= len(records) <= size for _, records in writer.groups)
-        for i, principal in enumerate(KEYS):
-            mine = [f"r{n}" for n, (k, _) in enumerate(arrivals) if k == i]
-            assert [r for key, records in writer.groups if key == principal.id for r in records] == mine
+        assert all(1 <= len(group) <= size for group in writer.groups)
+        # Groups are taken from the queue's head: together they are the arrivals, in order.
+        assert [push for group in writer.groups for push in group] == [
+            (KEYS[k].id, f"r{n}") for n, (k, _) in enumerate(arrivals)]
 
     asyncio.run(scenario())

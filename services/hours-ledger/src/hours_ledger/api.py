@@ -28,7 +28,7 @@ _problems = {409: {"model": ProblemDocument, "description": "external_id reused 
     200: {"model": schemas.RecordResult, "description": "A repeat of a record already in the ledger"}, **_problems},
     summary="Push one study record (a training base's key)")
 async def push_record(body: schemas.RecordIn, request: Request, response: Response, principal: PushingBase) -> dict:
-    # Written together with the base's other pushes in flight (groupcommit.py), answered after the commit.
+    # Written together with the other pushes in flight (groupcommit.py), answered after the commit.
     outcome = await request.app.state.pushes.push(principal, body)
     if "error" in outcome:
         raise outcome["error"]
@@ -53,8 +53,8 @@ async def push_batch(body: schemas.BatchIn, request: Request, principal: Current
     async def part(records: list[tuple[int, schemas.RecordIn]]) -> None:
         async with limit:
             # Set-based, a few statements per part (batch.py).
-            outcome = await batch.push_records(request.app.state.engine, principal, [r for _, r in records],
-                                               request.app.state.pii_keys)
+            outcome = await batch.push_records(request.app.state.engine, [principal] * len(records),
+                                               [r for _, r in records], request.app.state.pii_keys)
             for (index, _), result in zip(records, outcome, strict=True):
                 results[index] = {"index": index, **result}
 

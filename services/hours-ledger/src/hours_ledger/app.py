@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.pushes = GroupCommit(
-        lambda principal, records: batch.push_records(app.state.engine, principal, records, app.state.pii_keys,
-                                                      singles=True),
+        lambda senders, records: batch.push_records(app.state.engine, senders, records, app.state.pii_keys,
+                                                    singles=True),
         size=BATCH_PART, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app

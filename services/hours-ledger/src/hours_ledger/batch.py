@@ -42,10 +42,13 @@ _COURSES = f"""
     WHERE c.id = ANY($1::uuid[])"""
 
 _REPLAYS = """
-    SELECT r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status, r.adjustments
-    FROM hours_ledger.record_keys k
-    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
-    WHERE k.base_id = $1 AND k.external_id = ANY($2::text[])"""
+    SELECT k.base_id, r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status,
+           r.adjustments
+    FROM unnest($1::uuid[], $2::text[]) AS x(base_id, external_id)
+    JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = x.external_id
+    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id"""
+
+_STANDINGS = "SELECT id, status, suspended FROM catalog.published_bases WHERE id = ANY($1::uuid[])"
 
 # Per person: the busy sittings and day totals over the span of all its records in the batch.
 _STATES = """
@@ -75,17 +78,18 @@ _WRITE = """
       INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year, category, topic, field,
         course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours, status,
         adjustments, created_at)
-      SELECT u.id, $1, u.ext, u.pid, u.course, u.year, u.category, u.topic, u.field, u.hours, u.mode, u.unit_name,
-             u.uscc, u.region, u.exam::jsonb, u.counted, u.credited, u.status, u.adjustments::jsonb, $2
-      FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::uuid[], $7::smallint[], $8::text[], $9::text[],
-                  $10::text[], $11::smallint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                  $17::int[], $18::smallint[], $19::text[], $20::text[])
-        AS u(id, ext, pid, course, year, category, topic, field, hours, mode, unit_name, uscc, region, exam,
+      SELECT u.id, u.base, u.ext, u.pid, u.course, u.year, u.category, u.topic, u.field, u.hours, u.mode,
+             u.unit_name, u.uscc, u.region, u.exam::jsonb, u.counted, u.credited, u.status, u.adjustments::jsonb, $2
+      FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::uuid[], $7::smallint[], $8::text[],
+                  $9::text[], $10::text[], $11::smallint[], $12::text[], $13::text[], $14::text[], $15::text[],
+                  $16::text[], $17::int[], $18::smallint[], $19::text[], $20::text[])
+        AS u(base, id, ext, pid, course, year, category, topic, field, hours, mode, unit_name, uscc, region, exam,
              counted, credited, status, adjustments)),
     rkey AS (
       INSERT INTO hours_ledger.record_keys (base_id, external_id, request_hash, person_id, year, record_id)
-      SELECT $1, u.ext, u.digest, u.pid, u.year, u.id
-      FROM unnest($3::uuid[], $4::text[], $5::bigint[], $7::smallint[], $21::bytea[]) AS u(id, ext, pid, year, digest)),
+      SELECT u.base, u.ext, u.digest, u.pid, u.year, u.id
+      FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::bigint[], $7::smallint[], $21::bytea[])
+        AS u(base, id, ext, pid, year, digest)),
     sit AS (
       INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
         identity_passed, identity_failed)
@@ -103,9 +107,10 @@ _WRITE = """
     ent AS (
       INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
         recorded_at, prev_hash, hash)
-      SELECT u.pid, u.seq, u.rid, 'credit', u.hours, u.seconds, $39, NULL, $2, u.prev, u.hash
-      FROM unnest($40::bigint[], $41::int[], $42::uuid[], $43::smallint[], $44::int[], $45::bytea[], $46::bytea[])
-        AS u(pid, seq, rid, hours, seconds, prev, hash))
+      SELECT u.pid, u.seq, u.rid, 'credit', u.hours, u.seconds, u.actor, NULL, $2, u.prev, u.hash
+      FROM unnest($39::uuid[], $40::bigint[], $41::int[], $42::uuid[], $43::smallint[], $44::int[], $45::bytea[],
+                  $46::bytea[])
+        AS u(actor, pid, seq, rid, hours, seconds, prev, hash))
     UPDATE hours_ledger.people p SET entry_count = u.seq, last_hash = u.hash
     FROM unnest($47::bigint[], $48::int[], $49::bytea[]) AS u(pid, seq, hash) WHERE p.id = u.pid"""
 
@@ -150,45 +155,59 @@ class Retry(Exception):
     """The set-based transaction cannot stand: apply the batch again one record at a time."""
 
 
-async def push_batch(engine: AsyncEngine, principal: Principal,
-                     records: list[schemas.RecordIn], keys: PiiKeys, now: dt.datetime, *, standing: bool = False
-                     ) -> list[dict[str, Any]]:
-    """Results (`status` with `result` or `problem`) for `records`, in order. Raises one of FALLBACK to fall back.
+async def push_batch(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys,
+                     now: dt.datetime, *, standing: bool = False) -> list[dict[str, Any]]:
+    """Results (`status` with `result` or `problem`) for `records`, in order; `senders[i]` (a training base's
+    key) pushed `records[i]`: a batch has one sender, a group of single pushes may have several. Raises one
+    of FALLBACK to fall back.
 
     Two transactions. The first admits the records and creates the people seen for the first time
     (committed: a person row without records is harmless, and the second transaction then holds no lock it
     did not take in person-id order). The second locks every person in person-id order, decides and writes:
-    locks taken in one global order cannot form a cycle with another batch or push. `standing`: check the
-    base's standing in the first transaction (the batch endpoint checks it once, before its parts).
+    locks taken in one global order cannot form a cycle with another batch or push. `standing`: check each
+    sender's base here and refuse the records of a base not in standing, as a single push would be (the
+    batch endpoint checks its base once, before its parts).
     """
-    base_id = principal.require_base()
     results: list[dict[str, Any] | None] = [None] * len(records)
     admitted: dict[int, service.Admitted] = {}
     async with service.transaction(engine) as conn:
-        if standing:
-            await service.require_base_in_standing(conn, principal)
+        bases = {p.require_base() for p in senders}
+        standings = {row["id"]: row for row in await conn.fetch(_STANDINGS, list(bases))} if standing else {}
         courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
         for i, body in enumerate(records):
+            base_id = senders[i].require_base()
             try:
+                if standing:
+                    base = standings.get(base_id)
+                    service.check_standing(base and base["status"], base and base["suspended"])
                 admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
             except Problem as exc:
                 results[i] = _refused(exc)
         for year in sorted({a.course["year"] for a in admitted.values()}):
             await service.open_year(conn, engine.url, year)
-        replays = {row["external_id"]: row for row in await conn.fetch(
-            _REPLAYS, base_id, list({a.body.external_id for a in admitted.values()}))}
-        pending = [i for i in admitted if admitted[i].body.external_id not in replays]
+        replays = await _replays(conn, [_key(a) for a in admitted.values()])
+        pending = [i for i in admitted if _key(admitted[i]) not in replays]
         # Each pending record's person, by the keyed hash of the ID number.
         hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
         await _create_people(conn, keys, {hashes[i]: admitted[i].body for i in pending})
     async with service.transaction(engine) as conn:
-        return await _apply(conn, principal, admitted, hashes, replays, results, keys, now)
+        return await _apply(conn, senders, admitted, hashes, replays, results, keys, now)
 
 
-async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[int, service.Admitted],
-                 hashes: dict[int, bytes], replays: dict[str, Any], results: list[dict[str, Any] | None],
-                 keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
-    base_id = principal.require_base()
+def _key(admitted: service.Admitted) -> tuple[uuid.UUID, str]:
+    """What a repeat is recognised by: the base (whose course it is) and its external id."""
+    return admitted.course["base_id"], admitted.body.external_id
+
+
+async def _replays(conn: asyncpg.Connection, wanted: list[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], Any]:
+    wanted = list(set(wanted))
+    rows = await conn.fetch(_REPLAYS, [base for base, _ in wanted], [external for _, external in wanted])
+    return {(row["base_id"], row["external_id"]): row for row in rows}
+
+
+async def _apply(conn: asyncpg.Connection, senders: list[Principal], admitted: dict[int, service.Admitted],
+                 hashes: dict[int, bytes], replays: dict[tuple[uuid.UUID, str], Any],
+                 results: list[dict[str, Any] | None], keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
     pending = list(hashes)
     digests = {i: service.request_hash(keys, a.body) for i, a in admitted.items()}
     people = {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"]))
@@ -196,23 +215,22 @@ async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[
     if len(people) != len(set(hashes.values())):
         raise Retry("a person created by the first transaction is missing")
     # Retries that landed while we waited for the locks.
-    replays.update((row["external_id"], row) for row in await conn.fetch(
-        _REPLAYS, base_id, list({admitted[i].body.external_id for i in pending})))
+    replays.update(await _replays(conn, [_key(admitted[i]) for i in pending]))
 
     states, topics = await _states(conn, [(people[hashes[i]][0], admitted[i]) for i in pending
-                                          if admitted[i].body.external_id not in replays])
+                                          if _key(admitted[i]) not in replays])
     heads = {pid: (count, last) for pid, count, last in people.values()}
-    written: dict[str, service.Staged] = {}
-    staged: list[service.Staged] = []
+    written: dict[tuple[uuid.UUID, str], service.Staged] = {}
+    staged: list[tuple[service.Staged, Principal]] = []
     for i, a in admitted.items():
+        key = _key(a)
         external_id = a.body.external_id
         try:
-            if external_id in replays:
-                results[i] = {"status": 200, "result": service._replay_result(replays[external_id], digests[i],
-                                                                              external_id)}
+            if key in replays:
+                results[i] = {"status": 200, "result": service._replay_result(replays[key], digests[i], external_id)}
                 continue
-            if external_id in written:  # sent twice in this batch
-                earlier = written[external_id]
+            if key in written:  # sent twice in this batch
+                earlier = written[key]
                 if earlier.digest != digests[i]:
                     raise Conflict(f"external_id {external_id!r} was already used by this base for a different "
                                    "record", rule="external-id-reused", field="external_id",
@@ -224,16 +242,17 @@ async def _apply(conn: asyncpg.Connection, principal: Principal, admitted: dict[
             continue
         pid = people[hashes[i]][0]
         topic_key = (pid, a.course["year"], a.course["topic"])
-        one = service.stage(a, pid, heads[pid], states[pid], topics.get(topic_key, 0), digests[i], principal.id, now)
+        one = service.stage(a, pid, heads[pid], states[pid], topics.get(topic_key, 0), digests[i], senders[i].id,
+                            now)
         service.apply_to_state(one, states[pid])
         heads[pid] = (one.seq, one.entry)
         if a.course["category"] == "public":
             topics[topic_key] = topics.get(topic_key, 0) + one.decision.credited_hours
-        written[external_id] = one
-        staged.append(one)
+        written[key] = one
+        staged.append((one, senders[i]))
         results[i] = {"status": 201, "result": one.result()}
     if staged:
-        await _write(conn, base_id, principal.id, staged, heads, now)
+        await _write(conn, staged, heads, now)
     return results  # type: ignore[return-value]
 
 
@@ -278,9 +297,10 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitt
     return states, topics
 
 
-async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UUID, staged: list[service.Staged],
+async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Principal]],
                  heads: dict[int, tuple[int, bytes]], now: dt.datetime) -> None:
     instant = service._instant
+    staged = [one for one, _ in sent]
     sit: list[list[Any]] = [[] for _ in range(8)]
     alloc: list[list[Any]] = [[] for _ in range(6)]
     per_day: dict[tuple[int, dt.date], int] = defaultdict(int)
@@ -300,7 +320,7 @@ async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UU
     touched = sorted({one.person_id for one in staged})
     try:
         await conn.execute(
-            _WRITE, base_id, now,
+            _WRITE, [one.admitted.course["base_id"] for one in staged], now,
             [one.record_id for one in staged], [b.external_id for b in bodies], [one.person_id for one in staged],
             [b.course_id for b in bodies], [c["year"] for c in courses], [c["category"] for c in courses],
             [c["topic"] for c in courses], [c["field"] for c in courses], [c["hours"] for c in courses],
@@ -312,7 +332,7 @@ async def _write(conn: asyncpg.Connection, base_id: uuid.UUID, actor_id: uuid.UU
             [one.digest for one in staged],
             *sit, *alloc,
             [k[0] for k in per_day], [k[1] for k in per_day], list(per_day.values()),
-            actor_id,
+            [sender.id for _, sender in sent],
             [one.person_id for one in staged], [one.seq for one in staged], [one.record_id for one in staged],
             [one.decision.credited_hours for one in staged], [one.decision.counted_seconds for one in staged],
             [one.prev for one in staged], [one.entry for one in staged],
@@ -335,28 +355,28 @@ FALLBACK = (Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 CONCURRENCY = 8
 
 
-async def push_records(engine: AsyncEngine, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys,
-                       *, singles: bool = False) -> list[dict[str, Any]]:
-    """Results for `records` (one part: see `chunks`) as if pushed one by one in this order: set-based, or
-    record by record when the set-based transaction cannot stand.
+async def push_records(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn],
+                       keys: PiiKeys, *, singles: bool = False) -> list[dict[str, Any]]:
+    """Results for `records` (`senders[i]` pushed `records[i]`) as if pushed one by one in this order:
+    set-based, or record by record when the set-based transaction cannot stand.
 
-    `singles`: the records are concurrent single pushes (group commit): the base's standing is checked
-    here, and when the set-based path refuses the whole group (a base no longer in standing, a plan year
-    that cannot open), each record gets its own answer from the single-record path instead.
+    `singles`: the records are concurrent single pushes (group commit): each sender's standing is checked
+    here, and when the set-based path refuses the whole group (a plan year that cannot open), each record
+    gets its own answer from the single-record path instead.
     """
     if len(records) == 1:
-        return [await _one(engine, principal, records[0], keys)]
+        return [await _one(engine, senders[0], records[0], keys)]
     try:
-        return await push_batch(engine, principal, records, keys, clock(), standing=singles)
+        return await push_batch(engine, senders, records, keys, clock(), standing=singles)
     except FALLBACK:
-        return await one_by_one(engine, principal, records, keys)
+        return await one_by_one(engine, senders, records, keys)
     except Problem:
         if not singles:
             raise
-        return await one_by_one(engine, principal, records, keys)
+        return await one_by_one(engine, senders, records, keys)
 
 
-async def one_by_one(engine: AsyncEngine, principal: Principal, records: list[schemas.RecordIn], keys: PiiKeys
+async def one_by_one(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys
                      ) -> list[dict[str, Any]]:
     """Record by record, each its own transaction: one person's records one after another, in order, so
     "first come, first served" (the daily limit, replays) follows the order sent; different people several
@@ -370,17 +390,16 @@ async def one_by_one(engine: AsyncEngine, principal: Principal, records: list[sc
     async def run(group: list[int]) -> None:
         async with limit:
             for index in group:
-                results[index] = await _one(engine, principal, records[index], keys)
+                results[index] = await _one(engine, senders[index], records[index], keys)
 
     await asyncio.gather(*(run(g) for g in groups.values()))
     return results  # type: ignore[return-value]
 
 
-async def _one(engine: AsyncEngine, principal: Principal, record: schemas.RecordIn, keys: PiiKeys
-               ) -> dict[str, Any]:
+async def _one(engine: AsyncEngine, sender: Principal, record: schemas.RecordIn, keys: PiiKeys) -> dict[str, Any]:
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-            status, result = await service.push_record(session, principal, record, keys, clock())
+            status, result = await service.push_record(session, sender, record, keys, clock())
         return {"status": status, "result": result}
     except Problem as exc:
         return _refused(exc)

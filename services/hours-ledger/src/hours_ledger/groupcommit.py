@@ -1,24 +1,25 @@
-"""Group commit for single pushes: concurrent pushes of one base share the batch path's transactions.
+"""Group commit for single pushes: concurrent pushes share the batch path's transactions.
 
 At a deadline's peak, training bases push one record per request from many sessions at once. Taken one
-by one, each record costs about eight round trips and two of the database's transactions' worth of work;
-most of a request's time was spent there, not in the rules (profiled: see bench/ledger.py). So a push does
-not get a transaction of its own. It joins the queue of its API key, and whenever fewer than `flushes`
-groups are being written, the oldest queue's records (up to `size`) go to the database together, through
-the set-based batch path, which answers each record exactly as if it had been pushed alone in that order
-(a differential test holds the two paths to the same answers and the same stored ledger).
+by one, each record costs about eight round trips and a transaction of its own; most of a request's time
+was spent there, not in the rules (profiled: see deploy/scale-out.md). So a push does not get a
+transaction of its own. It joins one queue, and whenever fewer than `flushes` groups are being written,
+the records waiting longest (up to `size`, from any bases) go to the database together, through the
+set-based batch path, which answers each record exactly as if it had been pushed alone in that order (a
+differential test holds the two paths to the same answers and the same stored ledger).
 
 - Nothing waits for a group to fill: under light load a push is written at once, alone (on the
   single-record path); groups form only while earlier groups are being written, which is exactly when
   requests would otherwise queue for the database.
 - A request is answered only after its group has committed: a 2xx still means the record is durable.
-- Concurrent requests have no order among themselves; a group keeps the order in which they arrived.
+- Concurrent requests have no order among themselves; a group keeps the order in which they arrived, and
+  the queue is first come, first served across all bases.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,16 +29,15 @@ from xueshi_shared.iam.principal import Principal
 from . import schemas
 
 Outcome = dict[str, Any]  # {"status": ..., "result": ...} or {"status": ..., "problem": ..., "error": Problem}
-Apply = Callable[[Principal, list[schemas.RecordIn]], Awaitable[list[Outcome]]]
+Apply = Callable[[list[Principal], list[schemas.RecordIn]], Awaitable[list[Outcome]]]
 
 
 class GroupCommit:
-    """Queues of pushes per API key, written `size` records at a time by at most `flushes` writers at once."""
+    """One queue of pushes, written `size` records at a time by at most `flushes` writers at once."""
 
     def __init__(self, apply: Apply, *, size: int, flushes: int, registry: CollectorRegistry | None = None) -> None:
         self.apply, self.size, self.flushes = apply, size, flushes
-        self._queues: OrderedDict[Any, tuple[Principal, list[tuple[schemas.RecordIn, asyncio.Future]]]] = \
-            OrderedDict()
+        self._waiting: deque[tuple[Principal, schemas.RecordIn, asyncio.Future]] = deque()
         self._writing = 0
         self._tasks: set[asyncio.Task] = set()
         self.group_sizes = Histogram("xueshi_ledger_push_group_records", "Single pushes written together",
@@ -45,42 +45,32 @@ class GroupCommit:
 
     async def push(self, principal: Principal, record: schemas.RecordIn) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        entry = self._queues.get(principal.id)
-        if entry is None:
-            self._queues[principal.id] = (principal, [(record, future)])
-        else:
-            entry[1].append((record, future))
+        self._waiting.append((principal, record, future))
         self._start()
         # A request cancelled while its group is being written leaves the group alone (it is another task).
         return await future
 
     def _start(self) -> None:
-        while self._writing < self.flushes and self._queues:
-            key, (principal, waiting) = next(iter(self._queues.items()))
-            group, rest = waiting[:self.size], waiting[self.size:]
-            if rest:
-                self._queues[key] = (principal, rest)
-                self._queues.move_to_end(key)  # the other keys' queues go first
-            else:
-                del self._queues[key]
+        while self._writing < self.flushes and self._waiting:
+            group = [self._waiting.popleft() for _ in range(min(self.size, len(self._waiting)))]
             self._writing += 1
-            task = asyncio.get_running_loop().create_task(self._write(principal, group))
+            task = asyncio.get_running_loop().create_task(self._write(group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, principal: Principal, group: list[tuple[schemas.RecordIn, asyncio.Future]]) -> None:
+    async def _write(self, group: list[tuple[Principal, schemas.RecordIn, asyncio.Future]]) -> None:
         try:
             self.group_sizes.observe(len(group))
-            outcomes = await self.apply(principal, [record for record, _ in group])
-            for (_, future), outcome in zip(group, outcomes, strict=True):
+            outcomes = await self.apply([sender for sender, _, _ in group], [record for _, record, _ in group])
+            for (_, _, future), outcome in zip(group, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
         except Exception as exc:  # every request of the group gets the failure (the database is unreachable …)
-            for _, future in group:
+            for _, _, future in group:
                 if not future.done():
                     future.set_exception(exc)
         except BaseException:
-            for _, future in group:
+            for _, _, future in group:
                 future.cancel()
             raise
         finally:

@@ -85,11 +85,16 @@ async def require_base_in_standing(db: AsyncSession | asyncpg.Connection, princi
     base_id = principal.require_base()
     conn = db if isinstance(db, asyncpg.Connection) else await _driver(db)
     base = await conn.fetchrow(_BASE, base_id)
-    if base is None or base["status"] != "approved":
-        raise Forbidden("the base is not approved", rule="base-not-approved")
-    if base["suspended"]:
-        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
+    check_standing(base and base["status"], base and base["suspended"])
     return base_id
+
+
+def check_standing(status: str | None, suspended: bool | None) -> None:
+    """Refuse the records of a base that is not approved (None: unknown) or is suspended."""
+    if status != "approved":
+        raise Forbidden("the base is not approved", rule="base-not-approved")
+    if suspended:
+        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
 
 
 @contextlib.asynccontextmanager
@@ -391,10 +396,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     base_id = principal.require_base()
     conn = await _driver(db)
     course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id, body.external_id)
-    if course["base_status"] != "approved":
-        raise Forbidden("the base is not approved", rule="base-not-approved")
-    if course["suspended"]:
-        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
+    check_standing(course["base_status"], course["suspended"])
     admitted = admit(course if course["base_id"] is not None else None, body, base_id, now)
     digest = request_hash(keys, body)
     if course["replay_id"] is not None:

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     # Single pushes are written in groups (hours_ledger/groupcommit.py): at most this many groups at once
     # per ledger process. More overlaps more round trips; each group holds one connection while it writes.
-    push_writers: int = Field(default=4, ge=1, le=64)
+    push_writers: int = Field(default=2, ge=1, le=64)
     # How long /readyz waits for the database before answering 503.
     readiness_timeout_seconds: float = 2.0
 
