@@ -69,6 +69,14 @@ async def test_concurrent_pushes_are_written_in_groups_and_each_gets_its_own_ans
     assert (await one_writer.get("/v1/ledger/integrity", headers=auditor.headers)).json()["valid"] is True
 
 
+async def test_group_size_one_turns_grouping_off(settings, base, course):
+    async with running(create_ledger(settings.model_copy(update={"push_writers": 1, "push_group_size": 1}))) as alone:
+        bodies = [record_body(course, ric(320 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(6)]
+        responses = await asyncio.gather(*(alone.post("/v1/records", json=b, headers=base.headers) for b in bodies))
+        assert [r.status_code for r in responses] == [201] * 6
+        assert await groups(alone) == (6, 6)
+
+
 async def test_one_record_sent_twice_at_once_is_written_once(one_writer, base, course, engine):
     body = record_body(course, ric(330), [online_sitting(at("09:00"), at("10:00"))])
     other = record_body(course, ric(331), [online_sitting(at("09:00"), at("10:00"))],

@@ -8,7 +8,6 @@ from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
 
 from . import batch
-from .api import BATCH_PART
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 
@@ -28,5 +27,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pushes = GroupCommit(
         lambda senders, records: batch.push_records(app.state.engine, senders, records, app.state.pii_keys,
                                                     singles=True),
-        size=BATCH_PART, flushes=settings.push_writers, registry=app.state.metrics.registry)
+        size=settings.push_group_size, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .problems import problem_response
@@ -94,7 +95,9 @@ class ObservabilityMiddleware:
 
         received = 0
         too_large = False
-        refusal = problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
+
+        def refusal() -> Response:  # built only when needed: most requests never are too large
+            return problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -111,7 +114,7 @@ class ObservabilityMiddleware:
         async def tracking_send(message: Message) -> None:
             if too_large:
                 if message["type"] == "http.response.start" and not status_holder["sent"]:
-                    await self._send_local(refusal, scope, receive, send, request_id, status_holder)
+                    await self._send_local(refusal(), scope, receive, send, request_id, status_holder)
                 return
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
@@ -123,7 +126,7 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not status_holder["sent"]:
-                await self._send_local(refusal, scope, receive, send, request_id, status_holder)
+                await self._send_local(refusal(), scope, receive, send, request_id, status_holder)
         finally:
             self._observe(scope, status_holder["status"], started, request_id)
 

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Single pushes are written in groups (hours_ledger/groupcommit.py): at most this many groups at once
     # per ledger process. More overlaps more round trips; each group holds one connection while it writes.
     push_writers: int = Field(default=2, ge=1, le=64)
+    # Most single pushes one group holds; 1 turns grouping off (every push its own transaction).
+    push_group_size: int = Field(default=50, ge=1, le=1000)
     # How long /readyz waits for the database before answering 503.
     readiness_timeout_seconds: float = 2.0
 
