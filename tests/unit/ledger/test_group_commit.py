@@ -46,14 +46,24 @@ def commit(writer: Writer, *, size: int, flushes: int) -> GroupCommit:
     return GroupCommit(writer, size=size, flushes=flushes, registry=CollectorRegistry())
 
 
-async def test_pushes_arriving_while_groups_are_written_go_together_in_arrival_order():
-    writer = Writer()
+def held(*, size: int, flushes: int, fail: set[str] | None = None) -> tuple[Writer, GroupCommit]:
+    """A writer that keeps every group in flight until `writer.hold` is set, and its scheduler."""
+    writer = Writer(fail)
     writer.hold.clear()
-    pushes = commit(writer, size=50, flushes=1)
-    first = asyncio.create_task(pushes.push(KEYS[0], "a"))
+    return writer, commit(writer, size=size, flushes=flushes)
+
+
+async def pushed(pushes: GroupCommit, *sent: tuple[int, str]) -> list[asyncio.Task]:
+    """Start these pushes (key index, record), then let the scheduler run once."""
+    tasks = [asyncio.create_task(pushes.push(KEYS[key], record)) for key, record in sent]
     await asyncio.sleep(0)
-    later = [asyncio.create_task(pushes.push(KEYS[i % 3], r)) for i, r in enumerate("bcde")]
-    await asyncio.sleep(0)
+    return tasks
+
+
+async def test_pushes_arriving_while_groups_are_written_go_together_in_arrival_order():
+    writer, pushes = held(size=50, flushes=1)
+    (first,) = await pushed(pushes, (0, "a"))
+    later = await pushed(pushes, *((i % 3, r) for i, r in enumerate("bcde")))
     assert writer.groups == [[(KEYS[0].id, "a")]], "the first push is written at once, alone"
     writer.hold.set()
     answers = await asyncio.gather(first, *later)
@@ -63,13 +73,9 @@ async def test_pushes_arriving_while_groups_are_written_go_together_in_arrival_o
 
 
 async def test_a_group_holds_at_most_size_records_first_come_first_served():
-    writer = Writer()
-    writer.hold.clear()
-    pushes = commit(writer, size=3, flushes=1)
-    blocker = asyncio.create_task(pushes.push(KEYS[2], "z"))
-    await asyncio.sleep(0)
-    tasks = [asyncio.create_task(pushes.push(KEYS[i % 2], f"r{i}")) for i in range(8)]
-    await asyncio.sleep(0)
+    writer, pushes = held(size=3, flushes=1)
+    (blocker,) = await pushed(pushes, (2, "z"))
+    tasks = await pushed(pushes, *((i % 2, f"r{i}") for i in range(8)))
     writer.hold.set()
     await asyncio.gather(blocker, *tasks)
     assert [[r for _, r in group] for group in writer.groups] == [["z"], ["r0", "r1", "r2"], ["r3", "r4", "r5"],
@@ -77,13 +83,9 @@ async def test_a_group_holds_at_most_size_records_first_come_first_served():
 
 
 async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
-    writer = Writer(fail={"bad"})
-    writer.hold.clear()
-    pushes = commit(writer, size=2, flushes=2)
-    tasks = [asyncio.create_task(pushes.push(KEYS[0], "bad")), asyncio.create_task(pushes.push(KEYS[1], "ok"))]
-    await asyncio.sleep(0)
-    tasks += [asyncio.create_task(pushes.push(KEYS[0], r)) for r in ("x", "bad", "y")]
-    await asyncio.sleep(0)
+    writer, pushes = held(size=2, flushes=2, fail={"bad"})
+    tasks = await pushed(pushes, (0, "bad"), (1, "ok"))
+    tasks += await pushed(pushes, (0, "x"), (0, "bad"), (0, "y"))
     writer.hold.set()
     answers = await asyncio.gather(*tasks, return_exceptions=True)
     assert [[r for _, r in group] for group in writer.groups] == [["bad"], ["ok"], ["x", "bad"], ["y"]]
@@ -97,13 +99,9 @@ async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
 
 
 async def test_a_request_that_goes_away_does_not_cancel_its_group():
-    writer = Writer()
-    writer.hold.clear()
-    pushes = commit(writer, size=50, flushes=1)
-    blocker = asyncio.create_task(pushes.push(KEYS[0], "a"))
-    await asyncio.sleep(0)
-    leaving, staying = (asyncio.create_task(pushes.push(KEYS[1], r)) for r in ("gone", "kept"))
-    await asyncio.sleep(0)
+    writer, pushes = held(size=50, flushes=1)
+    (blocker,) = await pushed(pushes, (0, "a"))
+    leaving, staying = await pushed(pushes, (1, "gone"), (1, "kept"))
     leaving.cancel()
     writer.hold.set()
     assert (await staying)["result"] == f"{KEYS[1].id}:kept"
