@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from xueshi_shared.database import libpq_url
+from xueshi_shared.database import libpq_url, pooled
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
@@ -101,10 +101,8 @@ def check_standing(status: str | None, suspended: bool | None) -> None:
 async def transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on a pooled connection, driven by asyncpg itself: BEGIN and COMMIT are its only
     overhead (a session's transaction costs two more round trips, and more of this process's time)."""
-    async with engine.connect() as pooled:
-        conn = (await pooled.get_raw_connection()).driver_connection
-        async with conn.transaction():
-            yield conn
+    async with pooled(engine) as conn, conn.transaction():
+        yield conn
 
 
 # ---- pushing a record ---------------------------------------------------------------------------

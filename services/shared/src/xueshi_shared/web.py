@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .database import pooled
 from .iam.principal import Principal
 from .iam.service import authenticate_token, record_audit
 from .iam.tokens import digest
@@ -141,7 +142,7 @@ async def pushing_base(request: Request) -> Principal:
     goes back to the pool before the route runs. Anyone else's token is refused with 403 (audited, staff)."""
 
     async def lookup(token: str) -> Principal | None:
-        async with request.app.state.engine.connect() as conn:
+        async with pooled(request.app.state.engine) as conn:
             return await authenticate_token(conn, token)
 
     principal = await _authenticate(request, lookup)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -127,10 +128,13 @@ _AUTHENTICATE = """
     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND p.disabled_at IS NULL"""
 
 
-async def authenticate_token(db: Executor, token: str) -> Principal | None:
+async def authenticate_token(db: Executor | asyncpg.Connection, token: str) -> Principal | None:
     """The principal behind a live token, or None for an unknown, revoked or disabled one."""
-    conn = await db.connection() if isinstance(db, AsyncSession) else db
-    raw = (await conn.get_raw_connection()).driver_connection
+    if isinstance(db, asyncpg.Connection):
+        raw = db
+    else:
+        conn = await db.connection() if isinstance(db, AsyncSession) else db
+        raw = (await conn.get_raw_connection()).driver_connection
     row = await raw.fetchrow(_AUTHENTICATE, digest(token))
     return Principal(**dict(row)) if row else None
 
