@@ -42,20 +42,21 @@ class Writer:
             self.in_flight -= 1
 
 
-def commit(writer: Writer, *, size: int, flushes: int) -> GroupCommit:
-    return GroupCommit(writer, size=size, flushes=flushes, registry=CollectorRegistry())
+def commit(writer: Writer, *, size: int, flushes: int, floor: int = 1) -> GroupCommit:
+    return GroupCommit(writer, size=size, flushes=flushes, floor=floor, registry=CollectorRegistry())
 
 
-def held(*, size: int, flushes: int, fail: set[str] | None = None) -> tuple[Writer, GroupCommit]:
+def held(*, size: int, flushes: int, floor: int = 1, fail: set[str] | None = None) -> tuple[Writer, GroupCommit]:
     """A writer that keeps every group in flight until `writer.hold` is set, and its scheduler."""
     writer = Writer(fail)
     writer.hold.clear()
-    return writer, commit(writer, size=size, flushes=flushes)
+    return writer, commit(writer, size=size, flushes=flushes, floor=floor)
 
 
 async def pushed(pushes: GroupCommit, *sent: tuple[int, str]) -> list[asyncio.Task]:
-    """Start these pushes (key index, record), then let the scheduler run once."""
+    """Start these pushes (key index, record), and let the groups they start reach the writer."""
     tasks = [asyncio.create_task(pushes.push(KEYS[key], record)) for key, record in sent]
+    await asyncio.sleep(0)
     await asyncio.sleep(0)
     return tasks
 
@@ -80,6 +81,21 @@ async def test_a_group_holds_at_most_size_records_first_come_first_served():
     await asyncio.gather(blocker, *tasks)
     assert [[r for _, r in group] for group in writer.groups] == [["z"], ["r0", "r1", "r2"], ["r3", "r4", "r5"],
                                                                    ["r6", "r7"]]
+
+
+async def test_while_a_group_is_written_a_second_writer_starts_only_for_enough_records():
+    writer, pushes = held(size=50, flushes=2, floor=3)
+    (first,) = await pushed(pushes, (0, "a"))
+    lone = await pushed(pushes, (1, "b"))
+    assert writer.groups == [[(KEYS[0].id, "a")]], "a lone push waits for the writer in flight"
+    more = await pushed(pushes, (1, "c"), (2, "d"))
+    assert writer.groups[1] == [(KEYS[1].id, "b"), (KEYS[1].id, "c"), (KEYS[2].id, "d")], \
+        "the floor reached, the second writer takes them"
+    late = await pushed(pushes, (0, "e"))
+    writer.hold.set()
+    await asyncio.gather(first, *lone, *more, *late)
+    assert writer.groups[2:] == [[(KEYS[0].id, "e")]], "the first writer to finish took the last one"
+    assert writer.most_in_flight == 2
 
 
 async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
@@ -114,13 +130,13 @@ async def test_a_request_that_goes_away_does_not_cancel_its_group():
 
 @settings(max_examples=60, deadline=None)
 @given(arrivals=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=60),
-       size=st.integers(1, 8), flushes=st.integers(1, 4))
-def test_every_push_gets_its_own_answer_in_groups_in_arrival_order(arrivals, size, flushes):
+       size=st.integers(1, 8), flushes=st.integers(1, 4), floor=st.integers(1, 8))
+def test_every_push_gets_its_own_answer_in_groups_in_arrival_order(arrivals, size, flushes, floor):
     """Arrivals in waves (the second number: how many event-loop turns pass before the next push)."""
 
     async def scenario() -> None:
         writer = Writer()
-        pushes = commit(writer, size=size, flushes=flushes)
+        pushes = commit(writer, size=size, flushes=flushes, floor=floor)
         tasks = []
         for n, (key, pause) in enumerate(arrivals):
             tasks.append(asyncio.create_task(pushes.push(KEYS[key], f"r{n}")))
