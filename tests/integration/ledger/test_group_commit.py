@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from hours_ledger.app import create_app as create_ledger
@@ -211,3 +212,39 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
     assert retry.status_code == 201, retry.text
     async with engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 2
+
+
+async def test_a_record_the_database_refuses_fails_alone_not_its_group(settings, base, course, engine):
+    """Fault injection: the database refuses one record of a group (a trigger raising a data exception, as
+    an unforeseen constraint would). That push alone fails (500, problem+json); its group's other records
+    are written."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("""
+            CREATE FUNCTION hours_ledger.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.external_id = 'POISON' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'data_exception'; END IF;
+              RETURN NEW;
+            END $$"""))
+        await conn.execute(sa.text("CREATE TRIGGER refuse_poison BEFORE INSERT ON hours_ledger.records "
+                                   "FOR EACH ROW EXECUTE FUNCTION hours_ledger.refuse_poison()"))
+    try:
+        bodies = [record_body(course, ric(400 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(10)]
+        bodies[5]["external_id"] = "POISON"
+        app = create_ledger(settings.model_copy(update={"push_writers": 1}))
+        async with app.router.lifespan_context(app):
+            # As a real server does, answer 500 rather than hand the error to the test's client.
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as one_writer:
+                responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers)
+                                                   for b in bodies))
+                written, total = await groups(one_writer)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP TRIGGER refuse_poison ON hours_ledger.records"))
+            await conn.execute(sa.text("DROP FUNCTION hours_ledger.refuse_poison()"))
+    assert_problem(responses[5], 500, "internal")
+    assert [r.status_code for i, r in enumerate(responses) if i != 5] == [201] * 9
+    assert total == 10 and written < 10
+    async with engine.connect() as conn:
+        stored = set((await conn.execute(sa.text("SELECT external_id FROM hours_ledger.records"))).scalars())
+    assert stored == {b["external_id"] for i, b in enumerate(bodies) if i != 5}

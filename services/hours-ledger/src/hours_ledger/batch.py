@@ -360,24 +360,25 @@ async def push_records(engine: AsyncEngine, senders: list[Principal], records: l
     """Results for `records` (`senders[i]` pushed `records[i]`) as if pushed one by one in this order:
     set-based, or record by record when the set-based transaction cannot stand.
 
-    `singles`: the records are concurrent single pushes (group commit): each sender's standing is checked
-    here, and when the set-based path refuses the whole group (a plan year that cannot open), each record
-    gets its own answer from the single-record path instead.
+    `singles`: the records are concurrent single pushes (group commit), each its own request: each
+    sender's standing is checked here, and when the set-based path fails for the whole group (a plan year
+    that cannot open, or any error), each record gets its own answer from the single-record path instead,
+    and an error there is that record's alone (`error`: what its request raises).
     """
     if len(records) == 1:
-        return [await _one(engine, senders[0], records[0], keys)]
+        return [await _one(engine, senders[0], records[0], keys, isolate=singles)]
     try:
         return await push_batch(engine, senders, records, keys, clock(), standing=singles)
     except FALLBACK:
-        return await one_by_one(engine, senders, records, keys)
-    except Problem:
+        return await one_by_one(engine, senders, records, keys, isolate=singles)
+    except Exception:
         if not singles:
             raise
-        return await one_by_one(engine, senders, records, keys)
+        return await one_by_one(engine, senders, records, keys, isolate=True)
 
 
-async def one_by_one(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys
-                     ) -> list[dict[str, Any]]:
+async def one_by_one(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys,
+                     *, isolate: bool = False) -> list[dict[str, Any]]:
     """Record by record, each its own transaction: one person's records one after another, in order, so
     "first come, first served" (the daily limit, replays) follows the order sent; different people several
     at a time so the database's latency overlaps."""
@@ -390,16 +391,23 @@ async def one_by_one(engine: AsyncEngine, senders: list[Principal], records: lis
     async def run(group: list[int]) -> None:
         async with limit:
             for index in group:
-                results[index] = await _one(engine, senders[index], records[index], keys)
+                results[index] = await _one(engine, senders[index], records[index], keys, isolate=isolate)
 
     await asyncio.gather(*(run(g) for g in groups.values()))
     return results  # type: ignore[return-value]
 
 
-async def _one(engine: AsyncEngine, sender: Principal, record: schemas.RecordIn, keys: PiiKeys) -> dict[str, Any]:
+async def _one(engine: AsyncEngine, sender: Principal, record: schemas.RecordIn, keys: PiiKeys, *,
+               isolate: bool = False) -> dict[str, Any]:
+    """One record on the single-record path. `isolate`: an unexpected error is returned as the record's
+    outcome (its request raises it) instead of failing the records it was grouped with."""
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             status, result = await service.push_record(session, sender, record, keys, clock())
         return {"status": status, "result": result}
     except Problem as exc:
         return _refused(exc)
+    except Exception as exc:
+        if not isolate:
+            raise
+        return {"status": 500, "error": exc}
