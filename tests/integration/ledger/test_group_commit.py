@@ -139,6 +139,26 @@ async def test_a_group_mixes_bases_and_refuses_only_the_suspended_ones(one_write
     assert len(actors) == 1
 
 
+async def test_two_bases_may_use_the_same_external_ids_in_one_group(one_writer, catalog, fuzhou, base, course,
+                                                                     engine):
+    other = await approved_base(catalog, fuzhou, base_form(uscc=uscc(4344), unit_name="第三基地"))
+    other_course = await approved_course(catalog, other, fuzhou, topic="5", hours=7)
+    pushes = [(sender, record_body(course_id, ric(346 + i), [online_sitting(at("09:00"), at("10:00"))],
+                                   external_id=f"SHARED-{i // 2}"))
+              for i, (sender, course_id) in enumerate([(base, course), (other, other_course)] * 5)]
+    responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=sender.headers)
+                                       for sender, b in pushes))
+    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
+    async with engine.connect() as conn:
+        by_base = (await conn.execute(sa.text(
+            "SELECT r.base_id, e.actor_id, count(*) FROM hours_ledger.records r "
+            "JOIN hours_ledger.entries e ON e.record_id = r.id GROUP BY r.base_id, e.actor_id"))).all()
+    # Each base's five records, each credited by that base's own key.
+    assert sorted((str(b), n) for b, _, n in by_base) == sorted([(str(base.id), 5), (str(other.id), 5)])
+    assert len({actor for _, actor, _ in by_base}) == 2
+    assert (await groups(one_writer))[0] < 10
+
+
 async def test_refusals_inside_a_group_are_each_records_own(one_writer, base, course, engine):
     good = [record_body(course, ric(350 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(6)]
     no_exam = record_body(course, ric(360), [online_sitting(at("09:00"), at("10:00"))], exam=None)
