@@ -268,3 +268,17 @@ async def test_a_record_the_database_refuses_fails_alone_not_its_group(settings,
     async with engine.connect() as conn:
         stored = set((await conn.execute(sa.text("SELECT external_id FROM hours_ledger.records"))).scalars())
     assert stored == {b["external_id"] for i, b in enumerate(bodies) if i != 5}
+
+
+async def test_a_base_beyond_its_rate_gets_429_on_pushes_and_nothing_is_written(settings, base, course, engine):
+    """The push authenticates on its own path (outside a request transaction): the per-key limit holds there."""
+    async with running(create_ledger(settings.model_copy(update={"rate_limit_per_minute": 3}))) as limited:
+        bodies = [record_body(course, ric(410 + i), [online_sitting(at("09:00"), at("10:00"))]) for i in range(4)]
+        statuses = [(await limited.post("/v1/records", json=b, headers=base.headers)).status_code for b in bodies[:3]]
+        assert statuses == [201] * 3
+        refused = await limited.post("/v1/records", json=bodies[3], headers=base.headers)
+        assert_problem(refused, 429, "rate-limited")
+        assert int(refused.headers["retry-after"]) >= 1
+    async with engine.connect() as conn:
+        stored = set((await conn.execute(sa.text("SELECT external_id FROM hours_ledger.records"))).scalars())
+    assert stored == {b["external_id"] for b in bodies[:3]}
