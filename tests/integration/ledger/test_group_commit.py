@@ -282,3 +282,19 @@ async def test_a_base_beyond_its_rate_gets_429_on_pushes_and_nothing_is_written(
     async with engine.connect() as conn:
         stored = set((await conn.execute(sa.text("SELECT external_id FROM hours_ledger.records"))).scalars())
     assert stored == {b["external_id"] for b in bodies[:3]}
+
+
+async def test_a_rotated_or_revoked_key_stops_pushing_at_once(one_writer, catalog, fuzhou, base, course, engine):
+    body = record_body(course, ric(420), [online_sitting(at("09:00"), at("10:00"))])
+    rotated = (await catalog.post(f"/v1/bases/{base.id}/api-key", headers=base.headers)).json()["api_key"]
+    assert_problem(await one_writer.post("/v1/records", json=body, headers=base.headers), 401)
+    assert (await one_writer.post("/v1/records", json=body, headers={"Authorization": f"Bearer {rotated}"})
+            ).status_code == 201
+    revoked = await catalog.request("DELETE", f"/v1/bases/{base.id}/api-key", json={"reason": "密钥泄露"},
+                                    headers=fuzhou.headers)
+    assert revoked.status_code == 204
+    again = record_body(course, ric(421), [online_sitting(at("09:00"), at("10:00"))])
+    assert_problem(await one_writer.post("/v1/records", json=again, headers={"Authorization": f"Bearer {rotated}"}),
+                   401)
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 1
