@@ -17,7 +17,6 @@ from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PushingB
 from . import batch, schemas, seminars, service
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
-BATCH_CONCURRENCY = 8
 # Records per transaction of the batch endpoint: short enough that concurrent batches over the same people
 # rarely wait long on each other's person locks, long enough that each statement carries many records.
 BATCH_PART = 50
@@ -48,7 +47,7 @@ async def push_batch(body: schemas.BatchIn, request: Request, principal: Current
             valid.append((index, schemas.RecordIn.model_validate(raw)))
         except ValidationError as exc:
             results[index] = _invalid(index, exc)
-    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+    limit = asyncio.Semaphore(batch.CONCURRENCY)
 
     async def part(records: list[tuple[int, schemas.RecordIn]]) -> None:
         async with limit:

@@ -14,6 +14,9 @@ pushed one by one:
 If that transaction fails (for example a deadlock with a concurrent push, or an external id that another
 push took at the same moment), nothing of it stays and the batch is applied again one record at a time on
 the single-record path, which has the same results by construction (a test compares the two).
+
+The same path writes groups of concurrent single pushes (groupcommit.py): there each record carries its
+own sender (base and key), and a failure of the group leaves each record to its own fate.
 """
 
 from __future__ import annotations
@@ -351,7 +354,7 @@ async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Prin
 FALLBACK = (Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-# Records written one at a time at once, when the set-based transaction falls back.
+# Transactions one batch runs at once: its parts, or its records when a part falls back to one at a time.
 CONCURRENCY = 8
 
 
