@@ -3,7 +3,6 @@ a place to record results."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -18,7 +17,7 @@ if str(ROOT) not in sys.path:
 from xueshi_shared.database import asyncpg_url, embedded_server  # noqa: E402
 from xueshi_shared.migrations import upgrade_all  # noqa: E402
 
-from tests.support.db import create_scratch_database, drop_database  # noqa: E402
+from tests.support.db import scratch_database as scratch  # noqa: E402
 
 __all__ = ["ROOT", "record_results", "scratch_database"]
 
@@ -32,12 +31,10 @@ async def scratch_database() -> AsyncIterator[str]:
     else:
         server = embedded_server(ROOT / ".data" / "bench")
         admin_url = asyncpg_url(server.get_uri("postgres"))
-    url = await create_scratch_database(admin_url)
     try:
-        await asyncio.to_thread(upgrade_all, url)
-        yield url
+        async with scratch(admin_url, upgrade_all) as url:
+            yield url
     finally:
-        await drop_database(admin_url, url)
         del server
 
 

@@ -17,7 +17,7 @@ from xueshi_shared.database import create_engine
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.migrations import HISTORIES, alembic_config, history
 
-from tests.support.db import create_scratch_database, drop_database, server_admin_url
+from tests.support.db import scratch_database, server_admin_url
 
 UTC = dt.UTC
 ACTOR = uuid.uuid4()
@@ -31,12 +31,8 @@ def _upgrade_to_0004(url: str) -> None:
 @pytest.fixture
 async def old_ledger():
     admin_url, _server = server_admin_url()
-    url = await create_scratch_database(admin_url)
-    try:
-        await asyncio.to_thread(_upgrade_to_0004, url)
+    async with scratch_database(admin_url, _upgrade_to_0004) as url:
         yield url
-    finally:
-        await drop_database(admin_url, url)
 
 
 async def _write_old_rows(conn) -> dict:

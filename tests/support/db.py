@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -43,3 +46,14 @@ async def drop_database(admin_url: str, url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(admin_url: str, migrate: Callable[[str], None]) -> AsyncIterator[str]:
+    """A new database on the server of `admin_url`, brought up by `migrate(url)`, dropped afterwards."""
+    url = await create_scratch_database(admin_url)
+    try:
+        await asyncio.to_thread(migrate, url)
+        yield url
+    finally:
+        await drop_database(admin_url, url)

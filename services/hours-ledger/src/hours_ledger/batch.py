@@ -51,8 +51,6 @@ _REPLAYS = """
     JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = x.external_id
     JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id"""
 
-_STANDINGS = "SELECT id, status, suspended FROM catalog.published_bases WHERE id = ANY($1::uuid[])"
-
 # Per person: the busy sittings and day totals over the span of all its records in the batch.
 _STATES = """
     SELECT x.pid, busy.starts, busy.ends, d.days, d.day_seconds
@@ -175,7 +173,7 @@ async def push_batch(engine: AsyncEngine, senders: list[Principal], records: lis
     admitted: dict[int, service.Admitted] = {}
     async with service.transaction(engine) as conn:
         bases = {p.require_base() for p in senders}
-        standings = {row["id"]: row for row in await conn.fetch(_STANDINGS, list(bases))} if standing else {}
+        standings = {row["id"]: row for row in await conn.fetch(service.STANDINGS, list(bases))} if standing else {}
         courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
         for i, body in enumerate(records):
             base_id = senders[i].require_base()

@@ -78,13 +78,14 @@ async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: 
 
 # ---- catalog reads (through the catalog's published views) ----------------------------------------
 
-_BASE = "SELECT status, suspended FROM catalog.published_bases WHERE id = $1"
+# The standing of bases (a single push checks it with its course, a batch or a group of pushes here).
+STANDINGS = "SELECT id, status, suspended FROM catalog.published_bases WHERE id = ANY($1::uuid[])"
 
 
 async def require_base_in_standing(db: AsyncSession | asyncpg.Connection, principal: Principal) -> uuid.UUID:
     base_id = principal.require_base()
     conn = db if isinstance(db, asyncpg.Connection) else await _driver(db)
-    base = await conn.fetchrow(_BASE, base_id)
+    base = await conn.fetchrow(STANDINGS, [base_id])
     check_standing(base and base["status"], base and base["suspended"])
     return base_id
 
