@@ -50,3 +50,35 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(one_connec
         assert await again.scalar(sa.text("SELECT pg_backend_pid()")) != first
     async with pooled(one_connection) as conn:
         assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_an_overflow_connection_given_back_to_a_full_pool_is_closed(database_url, engine, caplog):
+    """Under load the pool lends overflow connections; given back to a full pool they must really close
+    (SQLAlchemy closes them with an await, which needs its greenlet: without it the close failed, was logged as
+    an error and left the server's backend open)."""
+    small = create_engine(database_url, pool_size=1, max_overflow=2)
+    try:
+        borrowed = asyncio.Event()
+        pids: list[int] = []
+
+        async def borrow() -> None:
+            async with pooled(small) as conn:
+                pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
+                if len(pids) == 3:
+                    borrowed.set()
+                await borrowed.wait()
+
+        with caplog.at_level("ERROR"):
+            await asyncio.gather(borrow(), borrow(), borrow())
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+        assert small.pool.checkedout() == 0
+        async with engine.connect() as admin:
+            for _ in range(50):
+                alive = await admin.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                                           {"p": pids})
+                if alive == 1:
+                    break
+                await asyncio.sleep(0.02)
+        assert alive == 1  # the one the pool keeps; the two overflow backends are gone
+    finally:
+        await small.dispose()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -128,7 +129,9 @@ async def pooled(engine: AsyncEngine) -> AsyncIterator[Any]:
     finally:
         if not conn.is_closed() and conn.is_in_transaction():
             conn.terminate()
-        proxied.close()
+        # Giving back may close the connection (an overflow one, to a full pool): SQLAlchemy awaits that
+        # close through its greenlet bridge, so the give-back runs inside it.
+        await greenlet_spawn(proxied.close)
 
 
 @contextlib.asynccontextmanager
