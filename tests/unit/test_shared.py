@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import string
+import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
-from xueshi_shared.iam.tokens import TOKEN_PREFIX, digest, new_token
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.iam.tokens import TOKEN_PREFIX, KnownTokens, digest, new_token
 from xueshi_shared.pii import mask_id_number
 from xueshi_shared.problems import Conflict, FieldError, InvalidInput, Unauthenticated
 from xueshi_shared.regions import PROVINCE, REGIONS, governing_region
@@ -26,6 +28,38 @@ def test_the_digest_is_what_is_stored_and_differs_per_token():
     assert len(digest(t)) == 32
     assert digest(t) != digest(t + "x")
     assert t.encode() not in digest(t)
+
+
+def _principal(n: int) -> Principal:
+    return Principal(id=uuid.UUID(int=n), kind="base", name=f"base {n}", base_id=uuid.UUID(int=1000 + n))
+
+
+def test_known_tokens_expire_and_can_be_forgotten():
+    known = KnownTokens(ttl=60, size=10)
+    known.put(b"a", _principal(1), now=0.0)
+    assert known.get(b"a", now=59.9) == _principal(1)
+    assert known.get(b"a", now=60.0) is None and len(known) == 0, "expired entries are dropped"
+    known.put(b"b", _principal(2), now=0.0)
+    known.forget(b"b")
+    known.forget(b"never seen")
+    assert known.get(b"b", now=1.0) is None
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.booleans()), max_size=200), st.integers(1, 8))
+def test_known_tokens_hold_at_most_size_and_the_newest_survive(events, size):
+    known, model = KnownTokens(ttl=1e9, size=size), []
+    for n, forget in events:
+        key = str(n).encode()
+        if forget:
+            known.forget(key)
+            model = [k for k in model if k != key]
+        else:
+            known.put(key, _principal(n), now=0.0)
+            model = [k for k in model if k != key][-(size - 1):] + [key] if size > 1 else [key]
+        assert len(known) == len(model) <= size
+    for n in range(31):
+        key = str(n).encode()
+        assert (known.get(key, now=1.0) == _principal(n)) == (key in model)
 
 
 def test_mask_keeps_region_and_last_four():

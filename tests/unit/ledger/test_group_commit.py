@@ -16,6 +16,19 @@ from xueshi_shared.iam.principal import Principal
 
 KEYS = [Principal(id=uuid.UUID(int=i + 1), kind="base", name=f"base {i}", base_id=uuid.UUID(int=100 + i))
         for i in range(3)]
+DIGESTS = [f"token {i}".encode() for i in range(3)]
+
+
+class Tokens:
+    """A `verify` for which the tokens in `revoked` are no longer live; remembers what it was asked."""
+
+    def __init__(self, revoked: set[int] | None = None) -> None:
+        self.revoked = {DIGESTS[i] for i in revoked or ()}
+        self.asked: list[set[bytes]] = []
+
+    async def __call__(self, digests: set[bytes]) -> set[bytes]:
+        self.asked.append(set(digests))
+        return digests - self.revoked
 
 
 class Writer:
@@ -42,8 +55,9 @@ class Writer:
             self.in_flight -= 1
 
 
-def commit(writer: Writer, *, size: int, flushes: int, floor: int = 1) -> GroupCommit:
-    return GroupCommit(writer, size=size, flushes=flushes, floor=floor, registry=CollectorRegistry())
+def commit(writer: Writer, *, size: int, flushes: int, floor: int = 1, tokens: Tokens | None = None) -> GroupCommit:
+    return GroupCommit(writer, tokens or Tokens(), size=size, flushes=flushes, floor=floor,
+                       registry=CollectorRegistry())
 
 
 def held(*, size: int, flushes: int, floor: int = 1, fail: set[str] | None = None) -> tuple[Writer, GroupCommit]:
@@ -55,7 +69,7 @@ def held(*, size: int, flushes: int, floor: int = 1, fail: set[str] | None = Non
 
 async def pushed(pushes: GroupCommit, *sent: tuple[int, str]) -> list[asyncio.Task]:
     """Start these pushes (key index, record), and let the groups they start reach the writer."""
-    tasks = [asyncio.create_task(pushes.push(KEYS[key], record)) for key, record in sent]
+    tasks = [asyncio.create_task(pushes.push(KEYS[key], DIGESTS[key], record)) for key, record in sent]
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     return tasks
@@ -111,7 +125,25 @@ async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
         "x shared its group with a failing record"
     assert answers[4]["result"] == f"{KEYS[0].id}:y"
     # The scheduler goes on: the writer slots were given back.
-    assert (await pushes.push(KEYS[0], "after"))["result"] == f"{KEYS[0].id}:after"
+    assert (await pushes.push(KEYS[0], DIGESTS[0], "after"))["result"] == f"{KEYS[0].id}:after"
+
+
+async def test_a_push_whose_token_is_no_longer_live_is_refused_and_not_written():
+    writer, tokens = Writer(), Tokens(revoked={1})
+    writer.hold.clear()
+    pushes = commit(writer, size=50, flushes=1, tokens=tokens)
+    (first,) = await pushed(pushes, (0, "first"))
+    later = await pushed(pushes, (0, "a"), (1, "b"), (2, "c"))
+    writer.hold.set()
+    answers = await asyncio.gather(first, *later)
+    assert answers[2] == {"status": 401, "revoked": True}
+    assert [a["result"] for a in (answers[0], answers[1], answers[3])] == [
+        f"{KEYS[0].id}:first", f"{KEYS[0].id}:a", f"{KEYS[2].id}:c"]
+    assert writer.groups == [[(KEYS[0].id, "first")], [(KEYS[0].id, "a"), (KEYS[2].id, "c")]], \
+        "a revoked token's records never reach the writer"
+    assert tokens.asked == [{DIGESTS[0]}, set(DIGESTS)], "each group's tokens are checked once, together"
+    assert await pushes.push(KEYS[1], DIGESTS[1], "alone") == {"status": 401, "revoked": True}
+    assert len(writer.groups) == 2, "a group left empty is not written"
 
 
 async def test_a_request_that_goes_away_does_not_cancel_its_group():
@@ -130,24 +162,28 @@ async def test_a_request_that_goes_away_does_not_cancel_its_group():
 
 @settings(max_examples=60, deadline=None)
 @given(arrivals=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=60),
-       size=st.integers(1, 8), flushes=st.integers(1, 4), floor=st.integers(1, 8))
-def test_every_push_gets_its_own_answer_in_groups_in_arrival_order(arrivals, size, flushes, floor):
+       size=st.integers(1, 8), flushes=st.integers(1, 4), floor=st.integers(1, 8),
+       revoked=st.sets(st.integers(0, 2), max_size=2))
+def test_every_push_gets_its_own_answer_in_groups_in_arrival_order(arrivals, size, flushes, floor, revoked):
     """Arrivals in waves (the second number: how many event-loop turns pass before the next push)."""
 
     async def scenario() -> None:
-        writer = Writer()
-        pushes = commit(writer, size=size, flushes=flushes, floor=floor)
+        writer, tokens = Writer(), Tokens(revoked)
+        pushes = commit(writer, size=size, flushes=flushes, floor=floor, tokens=tokens)
         tasks = []
         for n, (key, pause) in enumerate(arrivals):
-            tasks.append(asyncio.create_task(pushes.push(KEYS[key], f"r{n}")))
+            tasks.append(asyncio.create_task(pushes.push(KEYS[key], DIGESTS[key], f"r{n}")))
             for _ in range(pause):
                 await asyncio.sleep(0)
         answers = await asyncio.gather(*tasks)
-        assert [a["result"] for a in answers] == [f"{KEYS[k].id}:r{n}" for n, (k, _) in enumerate(arrivals)]
+        assert [a.get("result") for a in answers] == [
+            None if k in revoked else f"{KEYS[k].id}:r{n}" for n, (k, _) in enumerate(arrivals)]
+        assert all(a == {"status": 401, "revoked": True} for (k, _), a in zip(arrivals, answers, strict=True)
+                   if k in revoked)
         assert writer.most_in_flight <= flushes
         assert all(1 <= len(group) <= size for group in writer.groups)
-        # Groups are taken from the queue's head: together they are the arrivals, in order.
+        # Groups are taken from the queue's head: together they are the arrivals of live tokens, in order.
         assert [push for group in writer.groups for push in group] == [
-            (KEYS[k].id, f"r{n}") for n, (k, _) in enumerate(arrivals)]
+            (KEYS[k].id, f"r{n}") for n, (k, _) in enumerate(arrivals) if k not in revoked]
 
     asyncio.run(scenario())

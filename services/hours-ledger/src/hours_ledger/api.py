@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from xueshi_shared.problems import InvalidInput, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PushingBase
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PushingBase, refuse_token
 
 from . import batch, schemas, seminars, service
 
@@ -28,7 +28,10 @@ _problems = {409: {"model": ProblemDocument, "description": "external_id reused 
     summary="Push one study record (a training base's key)")
 async def push_record(body: schemas.RecordIn, request: Request, response: Response, principal: PushingBase) -> dict:
     # Written together with the other pushes in flight (groupcommit.py), answered after the commit.
-    outcome = await request.app.state.pushes.push(principal, body)
+    outcome = await request.app.state.pushes.push(principal, request.state.token_digest, body)
+    if outcome.get("revoked"):  # the token was revoked since pushing_base found it live
+        request.app.state.known_tokens.forget(request.state.token_digest)
+        await refuse_token(request, "unknown or revoked token")
     if "error" in outcome:
         raise outcome["error"]
     response.status_code = outcome["status"]

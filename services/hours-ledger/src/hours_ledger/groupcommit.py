@@ -19,6 +19,9 @@ differential test holds the two paths to the same answers and the same stored le
 - A request is answered only after its group has committed: a 2xx still means the record is durable.
 - Concurrent requests have no order among themselves; a group keeps the order in which they arrived, and
   the queue is first come, first served across all bases.
+- Just before a group is written, the tokens of its pushes are checked again in one statement (`verify`):
+  the push route takes tokens found live lately from a cache instead of a statement per request, and a
+  push whose token has been revoked since gets 401 here and is not written.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Histogram
 from xueshi_shared.iam.principal import Principal
@@ -35,23 +38,27 @@ from . import schemas
 
 Outcome = dict[str, Any]  # {"status": ..., "result": ...} or {"status": ..., "problem": ..., "error": Problem}
 Apply = Callable[[list[Principal], list[schemas.RecordIn]], Awaitable[list[Outcome]]]
+Verify = Callable[[set[bytes]], Awaitable[set[bytes]]]  # token digests -> those still live
 
 
 class GroupCommit:
     """One queue of pushes, written `size` records at a time by at most `flushes` writers at once."""
 
-    def __init__(self, apply: Apply, *, size: int, flushes: int, floor: int = 16,
+    def __init__(self, apply: Apply, verify: Verify, *, size: int, flushes: int, floor: int = 16,
                  registry: CollectorRegistry | None = None) -> None:
-        self.apply, self.size, self.flushes, self.floor = apply, size, flushes, min(floor, size)
-        self._waiting: deque[tuple[Principal, schemas.RecordIn, asyncio.Future]] = deque()
+        self.apply, self.verify = apply, verify
+        self.size, self.flushes, self.floor = size, flushes, min(floor, size)
+        self._waiting: deque[Push] = deque()
         self._writing = 0
         self._tasks: set[asyncio.Task] = set()
         self.group_sizes = Histogram("xueshi_ledger_push_group_records", "Single pushes written together",
                                      buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
 
-    async def push(self, principal: Principal, record: schemas.RecordIn) -> Outcome:
+    async def push(self, principal: Principal, token_digest: bytes, record: schemas.RecordIn) -> Outcome:
+        """`record`'s outcome, pushed by `principal` with the token of `token_digest`; a token no longer
+        live at the group's write: {"status": 401, "revoked": True}."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((principal, record, future))
+        self._waiting.append(Push(principal, token_digest, record, future))
         self._start()
         # A request cancelled while its group is being written leaves the group alone (it is another task).
         return await future
@@ -66,21 +73,34 @@ class GroupCommit:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, group: list[tuple[Principal, schemas.RecordIn, asyncio.Future]]) -> None:
+    async def _write(self, group: list[Push]) -> None:
         try:
+            live = await self.verify({push.token_digest for push in group})
+            for push in group:
+                if push.token_digest not in live and not push.future.done():
+                    push.future.set_result({"status": 401, "revoked": True})
+            group = [push for push in group if push.token_digest in live]
             self.group_sizes.observe(len(group))
-            outcomes = await self.apply([sender for sender, _, _ in group], [record for _, record, _ in group])
-            for (_, _, future), outcome in zip(group, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            outcomes = await self.apply([push.principal for push in group], [push.record for push in group]) \
+                if group else []
+            for push, outcome in zip(group, outcomes, strict=True):
+                if not push.future.done():
+                    push.future.set_result(outcome)
         except Exception as exc:  # every request of the group gets the failure (the database is unreachable …)
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for push in group:
+                if not push.future.done():
+                    push.future.set_exception(exc)
         except BaseException:
-            for _, _, future in group:
-                future.cancel()
+            for push in group:
+                push.future.cancel()
             raise
         finally:
             self._writing -= 1
             self._start()
+
+
+class Push(NamedTuple):
+    principal: Principal
+    token_digest: bytes
+    record: schemas.RecordIn
+    future: asyncio.Future

@@ -7,7 +7,7 @@ sent (`scope="function"`), so a 2xx always means the write is durable; services 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 from fastapi import Depends, Request, Response
@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import pooled
 from .iam.principal import Principal
-from .iam.service import authenticate_token, record_audit
-from .iam.tokens import digest
+from .iam.service import authenticate_digest, record_audit
+from .iam.tokens import KnownTokens, digest
 from .pii import mask_id_number
 from .problems import Problem, TooManyRequests, Unauthenticated
 from .ratelimit import RateLimiter
 
-__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "PushingBase", "current_principal", "db_session", "pushing_base"]
+__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "PushingBase", "current_principal", "db_session",
+           "pushing_base", "refuse_token"]
 
 
 class _OrjsonRequest(Request):
@@ -104,9 +105,9 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
-async def _authenticate(request: Request, lookup: Callable[[str], Awaitable[Principal | None]]) -> Principal:
-    """The principal behind `Authorization: Bearer <token>` (found by `lookup`), within its rate limit; 401 and
-    an audit event otherwise."""
+async def _authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Principal | None]]) -> Principal:
+    """The principal behind `Authorization: Bearer <token>` (found by `lookup`, from the token's digest), within
+    its rate limit; 401 and an audit event otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -115,22 +116,29 @@ async def _authenticate(request: Request, lookup: Callable[[str], Awaitable[Prin
     elif scheme.lower() != "bearer" or not token:
         reason = "the Authorization header must be 'Bearer <token>'"
     else:
-        principal = await lookup(token)
+        token_digest = digest(token)
+        principal = await lookup(token_digest)
         if principal is not None:
-            wait = request.app.state.rate_limiter.check(digest(token))
+            wait = request.app.state.rate_limiter.check(token_digest)
             if wait:
                 raise TooManyRequests("this key has made too many requests; slow down",
                                       retry_after=RateLimiter.retry_after(wait))
             request.state.principal = principal
+            request.state.token_digest = token_digest
             return principal
         reason = "unknown or revoked token"
+    await refuse_token(request, reason)
+
+
+async def refuse_token(request: Request, reason: str) -> NoReturn:
+    """401 for a request whose token does not authenticate it, audited."""
     await _audit_in_own_transaction(request, None, f"authentication-failed: {reason}", 401)
     raise Unauthenticated(reason)
 
 
 async def current_principal(request: Request, session: DbSession) -> Principal:
     """The principal behind the bearer token, found in the request's transaction."""
-    return await _authenticate(request, lambda token: authenticate_token(session, token))
+    return await _authenticate(request, lambda token_digest: authenticate_digest(session, token_digest))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal, scope="function")]
@@ -138,12 +146,22 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal, scope="functi
 
 async def pushing_base(request: Request) -> Principal:
     """A training base's key, for a route that writes in transactions of its own (the single push, whose
-    records are written in groups): the token is looked up in one statement on a pooled connection, which
-    goes back to the pool before the route runs. Anyone else's token is refused with 403 (audited, staff)."""
+    records are written in groups). Anyone else's token is refused with 403 (audited, staff).
 
-    async def lookup(token: str) -> Principal | None:
-        async with pooled(request.app.state.engine) as conn:
-            return await authenticate_token(conn, token)
+    A token found live lately is taken from the app's `known_tokens` without a statement; the route must
+    check it again where it writes (the group commit does, for a whole group at once) and `forget` it when
+    it is no longer live. Otherwise it is looked up in one statement on a pooled connection, which goes
+    back to the pool before the route runs."""
+    known: KnownTokens = request.app.state.known_tokens
+
+    async def lookup(token_digest: bytes) -> Principal | None:
+        principal = known.get(token_digest)
+        if principal is None:
+            async with pooled(request.app.state.engine) as conn:
+                principal = await authenticate_digest(conn, token_digest)
+            if principal is not None:
+                known.put(token_digest, principal)
+        return principal
 
     principal = await _authenticate(request, lookup)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 
 import asyncpg
 import sqlalchemy as sa
@@ -16,10 +17,11 @@ from .principal import Principal
 from .tokens import digest, new_token
 
 __all__ = [
-    "authenticate_token",
+    "authenticate_digest",
     "create_staff",
     "issue_token",
     "list_staff",
+    "live_tokens",
     "record_audit",
     "revoke_principal_tokens",
     "revoke_staff",
@@ -128,15 +130,26 @@ _AUTHENTICATE = """
     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND p.disabled_at IS NULL"""
 
 
-async def authenticate_token(db: Executor | asyncpg.Connection, token: str) -> Principal | None:
-    """The principal behind a live token, or None for an unknown, revoked or disabled one."""
+async def authenticate_digest(db: Executor | asyncpg.Connection, token_digest: bytes) -> Principal | None:
+    """The principal behind a live token (by its digest), or None for an unknown, revoked or disabled one."""
     if isinstance(db, asyncpg.Connection):
         raw = db
     else:
         conn = await db.connection() if isinstance(db, AsyncSession) else db
         raw = (await conn.get_raw_connection()).driver_connection
-    row = await raw.fetchrow(_AUTHENTICATE, digest(token))
+    row = await raw.fetchrow(_AUTHENTICATE, token_digest)
     return Principal(**dict(row)) if row else None
+
+
+_LIVE = """
+    SELECT t.token_hash
+    FROM iam.tokens t JOIN iam.principals p ON p.id = t.principal_id
+    WHERE t.token_hash = ANY($1::bytea[]) AND t.revoked_at IS NULL AND p.disabled_at IS NULL"""
+
+
+async def live_tokens(conn: asyncpg.Connection, token_digests: Iterable[bytes]) -> set[bytes]:
+    """Which of these token digests still belong to a live token of an enabled principal (one statement)."""
+    return {row[0] for row in await conn.fetch(_LIVE, list(token_digests))}
 
 
 async def record_audit(
