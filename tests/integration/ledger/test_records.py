@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hours_ledger.schemas import RecordResult
 
 from tests.support.factories import (
     approved_base,
@@ -38,6 +39,19 @@ async def test_a_retry_returns_the_first_result_and_a_changed_body_is_a_conflict
     assert again.json() == first.json()
     changed = {**body, "name": "陈大明"}
     assert_problem(await ledger.post("/v1/records", json=changed, headers=base.headers), 409, "external-id-reused")
+
+
+async def test_answers_are_exactly_in_record_result_shape(ledger, base, course):
+    """The push route serialises its answers itself (no response model): hold them to RecordResult, for a new
+    record, one with adjustments, and a replay read back from the database."""
+    full = record_body(course, ric(30), [online_sitting(at("09:00"), at("14:15"))])
+    short = record_body(course, ric(30), [online_sitting(at("13:00"), at("15:00"), media_seconds=50 * 60)])
+    answers = [await ledger.post("/v1/records", json=b, headers=base.headers) for b in (full, short, full)]
+    assert [a.status_code for a in answers] == [201, 201, 200]
+    assert answers[1].json()["adjustments"], "the second record overlaps the first and falls short"
+    for answer in answers:
+        assert answer.headers["content-type"] == "application/json"
+        assert RecordResult.model_validate(answer.json()).model_dump(mode="json") == answer.json()
 
 
 async def test_media_time_not_wall_time_counts(ledger, base, course):
