@@ -12,18 +12,20 @@ from pydantic import ValidationError
 from xueshi_shared.problems import InvalidInput, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PushingBase, refuse_token
+from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, PushingBase, refuse_token
 
 from . import batch, schemas, seminars, service
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
+# The single push, the hottest route: handled by LeanRoute (web.py) and matched first (app.py's hot_routers).
+hot_router = APIRouter(tags=["ledger"], route_class=LeanRoute)
 # Records per transaction of the batch endpoint: short enough that concurrent batches over the same people
 # rarely wait long on each other's person locks, long enough that each statement carries many records.
 BATCH_PART = 50
 _problems = {409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
 
 
-@router.post("/v1/records", status_code=201, response_model=schemas.RecordResult, responses={
+@hot_router.post("/v1/records", status_code=201, response_model=schemas.RecordResult, responses={
     200: {"model": schemas.RecordResult, "description": "A repeat of a record already in the ledger"}, **_problems},
     summary="Push one study record (a training base's key)")
 async def push_record(body: schemas.RecordIn, request: Request, principal: PushingBase) -> Response:

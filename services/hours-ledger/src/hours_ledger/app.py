@@ -11,6 +11,7 @@ from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
 
 from . import batch
+from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         schemas=("iam", "hours_ledger"),
         routers=[ledger_router],
+        hot_routers=[hot_router],
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")

@@ -6,11 +6,14 @@ sent (`scope="function"`), so a 2xx always means the write is durable; services 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any, NoReturn
 
 import orjson
 from fastapi import Depends, Request, Response
+from fastapi._compat import get_missing_field_error
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +25,7 @@ from .pii import mask_id_number
 from .problems import Problem, TooManyRequests, Unauthenticated
 from .ratelimit import RateLimiter
 
-__all__ = ["CurrentPrincipal", "DbSession", "OrjsonRoute", "PushingBase", "current_principal", "db_session",
+__all__ = ["CurrentPrincipal", "DbSession", "LeanRoute", "OrjsonRoute", "PushingBase", "current_principal", "db_session",
            "pushing_base", "refuse_token"]
 
 
@@ -46,6 +49,63 @@ class OrjsonRoute(APIRoute):
             return await handler(_OrjsonRequest(request.scope, request.receive))
 
         return route_handler
+
+class LeanRoute(OrjsonRoute):
+    """A route for the hottest path, the single push: the request is handled without FastAPI's general
+    machinery, with the same answers (a differential test holds the two to identical responses).
+
+    FastAPI's handler solves dependencies generically, parses the query string, makes a sub-response and
+    more for every request: measured in process, 85 of the 97 µs a push spent outside its own work. This
+    handler does only what such a route needs, in FastAPI's order: read the body (malformed JSON: 422),
+    run the dependencies (401, 403, 429 …), validate the body with FastAPI's own field (422, the same
+    errors), call the endpoint. It takes an endpoint whose parameters are one JSON body model, the
+    `Request`, and dependencies that take only the `Request`, and that returns a `Response`; anything
+    else is refused when the route is declared. The OpenAPI document is FastAPI's, from the same
+    declaration.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # Called by APIRoute.__init__, once `dependant` is known.
+        d, path = self.dependant, self.path
+        if (d.path_params or d.query_params or d.header_params or d.cookie_params or len(d.body_params) != 1
+                or d.response_param_name or d.background_tasks_param_name or d.websocket_param_name
+                or d.http_connection_param_name or d.security_scopes_param_name):
+            raise TypeError(f"{path}: a LeanRoute takes one body model, the request and request-only dependencies")
+        for sub in d.dependencies:
+            if (sub.dependencies or sub.path_params or sub.query_params or sub.header_params or sub.cookie_params
+                    or sub.body_params or not sub.request_param_name or not _is_coroutine(sub.call)):
+                raise TypeError(f"{path}: the dependency {sub.call} must be `async def f(request: Request)`")
+        body_field, request_name, endpoint = d.body_params[0], d.request_param_name, self.endpoint
+        dependencies = [(sub.name, sub.call, sub.request_param_name) for sub in d.dependencies]
+
+        async def route_handler(request: Request) -> Response:
+            raw = await request.body()
+            value: Any = None
+            if raw:
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
+                                                   "msg": "JSON decode error", "input": {},
+                                                   "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+            arguments = {name: await call(**{param: request}) for name, call, param in dependencies}
+            if not raw:
+                errors = [get_missing_field_error(("body",))]
+            else:
+                value, errors = body_field.validate(value, {}, loc=("body",))
+            if errors:
+                raise RequestValidationError(errors, body=value)
+            arguments[body_field.name] = value
+            if request_name:
+                arguments[request_name] = request
+            return await endpoint(**arguments)
+
+        return route_handler
+
+
+def _is_coroutine(call: Any) -> bool:
+    return inspect.iscoroutinefunction(call)
+
 
 # Path parameters holding personal data are masked before they reach the audit trail.
 _PII_PARAMS = {"id_number"}
