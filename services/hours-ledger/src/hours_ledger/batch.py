@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
 from xueshi_shared.problems import Conflict, Problem
@@ -162,16 +163,19 @@ async def push_batch(engine: AsyncEngine, senders: list[Principal], records: lis
     key) pushed `records[i]`: a batch has one sender, a group of single pushes may have several. Raises one
     of FALLBACK to fall back.
 
-    Two transactions. The first admits the records and creates the people seen for the first time
-    (committed: a person row without records is harmless, and the second transaction then holds no lock it
-    did not take in person-id order). The second locks every person in person-id order, decides and writes:
-    locks taken in one global order cannot form a cycle with another batch or push. `standing`: check each
+    Two steps. The first admits the records and creates the people seen for the first time, in statements
+    that each commit on their own (no transaction: its reads need no common snapshot, the replays are read
+    again under the locks, and the people are created by one statement; a person row without records is
+    harmless, and the second step then holds no lock it did not take in person-id order; measured: two
+    round trips fewer per group: single pushes 2,859/2,907 -> 2,940/3,003 records/s). The second, one
+    transaction, locks every person in person-id order, decides and writes: locks taken in one global order
+    cannot form a cycle with another batch or push. `standing`: check each
     sender's base here and refuse the records of a base not in standing, as a single push would be (the
     batch endpoint checks its base once, before its parts).
     """
     results: list[dict[str, Any] | None] = [None] * len(records)
     admitted: dict[int, service.Admitted] = {}
-    async with service.transaction(engine) as conn:
+    async with pooled(engine) as conn:
         bases = {p.require_base() for p in senders}
         standings = {row["id"]: row for row in await conn.fetch(service.STANDINGS, list(bases))} if standing else {}
         courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
