@@ -291,6 +291,10 @@ async def test_a_base_beyond_its_rate_gets_429_on_pushes_and_nothing_is_written(
 async def test_a_rotated_or_revoked_key_stops_pushing_at_once(settings, catalog, fuzhou, base, course, engine):
     """The push route keeps tokens it found live (no statement per request); the group commit checks them
     again just before writing, so a key rotated or revoked a moment ago is refused all the same."""
+    failures = sa.text("SELECT count(*) FROM iam.audit_events WHERE outcome LIKE 'authentication-failed%' "
+                       "AND status = 401 AND action = 'POST /v1/records'")
+    async with engine.connect() as conn:
+        failed_before = await conn.scalar(failures)
     async with running(create_ledger(settings.model_copy(update={"push_writers": 1}))) as ledger:
         known = ledger._transport.app.state.known_tokens
         first = record_body(course, ric(419), [online_sitting(at("08:00"), at("09:00"))])
@@ -310,7 +314,6 @@ async def test_a_rotated_or_revoked_key_stops_pushing_at_once(settings, catalog,
         assert_problem(await ledger.post("/v1/records", json=again, headers=rotated_headers), 401)
     async with engine.connect() as conn:
         stored = set((await conn.execute(sa.text("SELECT external_id FROM hours_ledger.records"))).scalars())
-        failures = await conn.scalar(sa.text(
-            "SELECT count(*) FROM iam.audit_events WHERE outcome LIKE 'authentication-failed%' AND status = 401"))
+        failed_after = await conn.scalar(failures)
     assert stored == {first["external_id"], body["external_id"]}
-    assert failures == 3, "each refused push is audited"
+    assert failed_after - failed_before == 3, "each refused push is audited"

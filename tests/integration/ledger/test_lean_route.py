@@ -114,6 +114,10 @@ async def test_the_push_route_is_the_lean_one_and_answers_as_fastapi_would(both)
         status = await same_answer(both, content, headers)
         assert status == expected, (content[:80], headers, status)
     assert sum(isinstance(r, LeanRoute) for r in lean._transport.app.router.routes) == 1
+    # Logs and metrics still name the route's template.
+    metrics = (await lean.get("/metrics")).text
+    assert 'route="/v1/records",service="hours-ledger",status="201"' in metrics
+    assert 'route="/v1/records",service="hours-ledger",status="422"' in metrics
 
 
 json_values = st.recursive(
