@@ -20,15 +20,15 @@ DIGESTS = [f"token {i}".encode() for i in range(3)]
 
 
 class Tokens:
-    """A `verify` for which the tokens in `revoked` are no longer live; remembers what it was asked."""
+    """A `screen` for which the tokens in `revoked` are no longer live; remembers what it was asked."""
 
     def __init__(self, revoked: set[int] | None = None) -> None:
         self.revoked = {DIGESTS[i] for i in revoked or ()}
         self.asked: list[set[bytes]] = []
 
-    async def __call__(self, digests: set[bytes]) -> set[bytes]:
-        self.asked.append(set(digests))
-        return digests - self.revoked
+    async def __call__(self, pushes: list) -> list[dict | None]:
+        self.asked.append({push.token_digest for push in pushes})
+        return [{"status": 401, "revoked": True} if push.token_digest in self.revoked else None for push in pushes]
 
 
 class Writer:
@@ -128,7 +128,7 @@ async def test_a_failed_group_fails_each_of_its_pushes_and_only_them():
     assert (await pushes.push(KEYS[0], DIGESTS[0], "after"))["result"] == f"{KEYS[0].id}:after"
 
 
-async def test_a_push_whose_token_is_no_longer_live_is_refused_and_not_written():
+async def test_a_push_screened_out_is_refused_and_not_written():
     writer, tokens = Writer(), Tokens(revoked={1})
     writer.hold.clear()
     pushes = commit(writer, size=50, flushes=1, tokens=tokens)
@@ -141,7 +141,7 @@ async def test_a_push_whose_token_is_no_longer_live_is_refused_and_not_written()
         f"{KEYS[0].id}:first", f"{KEYS[0].id}:a", f"{KEYS[2].id}:c"]
     assert writer.groups == [[(KEYS[0].id, "first")], [(KEYS[0].id, "a"), (KEYS[2].id, "c")]], \
         "a revoked token's records never reach the writer"
-    assert tokens.asked == [{DIGESTS[0]}, set(DIGESTS)], "each group's tokens are checked once, together"
+    assert tokens.asked == [{DIGESTS[0]}, set(DIGESTS)], "each group is screened once, all its pushes together"
     assert await pushes.push(KEYS[1], DIGESTS[1], "alone") == {"status": 401, "revoked": True}
     assert len(writer.groups) == 2, "a group left empty is not written"
 

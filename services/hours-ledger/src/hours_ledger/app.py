@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
-from xueshi_shared.database import pooled
-from xueshi_shared.iam.service import live_tokens
 from xueshi_shared.iam.tokens import KnownTokens
 from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
@@ -31,13 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit
 
-    async def live(token_digests: set[bytes]) -> set[bytes]:
-        async with pooled(app.state.engine) as conn:
-            return await live_tokens(conn, token_digests)
-
     app.state.pushes = GroupCommit(
         lambda senders, records: batch.push_records(app.state.engine, senders, records, app.state.pii_keys,
                                                     singles=True),
-        live,
+        lambda pushes: batch.screen(app.state.engine, pushes),
         size=settings.push_group_size, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app

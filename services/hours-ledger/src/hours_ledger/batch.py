@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -158,7 +159,7 @@ class Retry(Exception):
 
 
 async def push_batch(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys,
-                     now: dt.datetime, *, standing: bool = False) -> list[dict[str, Any]]:
+                     now: dt.datetime) -> list[dict[str, Any]]:
     """Results (`status` with `result` or `problem`) for `records`, in order; `senders[i]` (a training base's
     key) pushed `records[i]`: a batch has one sender, a group of single pushes may have several. Raises one
     of FALLBACK to fall back.
@@ -169,22 +170,16 @@ async def push_batch(engine: AsyncEngine, senders: list[Principal], records: lis
     harmless, and the second step then holds no lock it did not take in person-id order; measured: two
     round trips fewer per group: single pushes 2,859/2,907 -> 2,940/3,003 records/s). The second, one
     transaction, locks every person in person-id order, decides and writes: locks taken in one global order
-    cannot form a cycle with another batch or push. `standing`: check each
-    sender's base here and refuse the records of a base not in standing, as a single push would be (the
-    batch endpoint checks its base once, before its parts).
+    cannot form a cycle with another batch or push. The senders' standing is checked before (the batch
+    endpoint checks its base once, before its parts; the group commit screens its pushes: `screen`).
     """
     results: list[dict[str, Any] | None] = [None] * len(records)
     admitted: dict[int, service.Admitted] = {}
     async with pooled(engine) as conn:
-        bases = {p.require_base() for p in senders}
-        standings = {row["id"]: row for row in await conn.fetch(service.STANDINGS, list(bases))} if standing else {}
         courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
         for i, body in enumerate(records):
             base_id = senders[i].require_base()
             try:
-                if standing:
-                    base = standings.get(base_id)
-                    service.check_standing(base and base["status"], base and base["suspended"])
                 admitted[i] = service.admit(courses.get(body.course_id), body, base_id, now)
             except Problem as exc:
                 results[i] = _refused(exc)
@@ -365,21 +360,44 @@ async def push_records(engine: AsyncEngine, senders: list[Principal], records: l
     """Results for `records` (`senders[i]` pushed `records[i]`) as if pushed one by one in this order:
     set-based, or record by record when the set-based transaction cannot stand.
 
-    `singles`: the records are concurrent single pushes (group commit), each its own request: each
-    sender's standing is checked here, and when the set-based path fails for the whole group (a plan year
+    `singles`: the records are concurrent single pushes (group commit, which screened them: `screen`), each
+    its own request: when the set-based path fails for the whole group (a plan year
     that cannot open, or any error), each record gets its own answer from the single-record path instead,
     and an error there is that record's alone (`error`: what its request raises).
     """
     if len(records) == 1:
         return [await _one(engine, senders[0], records[0], keys, isolate=singles)]
     try:
-        return await push_batch(engine, senders, records, keys, clock(), standing=singles)
+        return await push_batch(engine, senders, records, keys, clock())
     except FALLBACK:
         return await one_by_one(engine, senders, records, keys, isolate=singles)
     except Exception:
         if not singles:
             raise
         return await one_by_one(engine, senders, records, keys, isolate=True)
+
+
+async def screen(engine: AsyncEngine, pushes: Sequence[Any]) -> list[dict[str, Any] | None]:
+    """The group commit's screen (groupcommit.py): for each push (`principal`, `token_digest`), None when it
+    may be written, 401 (`revoked`) when its token is no longer live, or its base's refusal (403) when the
+    base is not approved or is suspended, as a single push alone would be answered. One statement."""
+    async with pooled(engine) as conn:
+        row = await conn.fetchrow(service.SCREEN, list({p.token_digest for p in pushes}),
+                                  list({p.principal.base_id for p in pushes}))
+    live = set(row["live"])
+    standings = dict(zip(row["ids"] or (), zip(row["statuses"] or (), row["suspended"] or (), strict=True),
+                         strict=True))
+    out: list[dict[str, Any] | None] = []
+    for push in pushes:
+        if push.token_digest not in live:
+            out.append({"status": 401, "revoked": True})
+            continue
+        try:
+            service.check_standing(*standings.get(push.principal.require_base(), (None, None)))
+            out.append(None)
+        except Problem as exc:
+            out.append(_refused(exc))
+    return out
 
 
 async def one_by_one(engine: AsyncEngine, senders: list[Principal], records: list[schemas.RecordIn], keys: PiiKeys,

@@ -19,9 +19,11 @@ differential test holds the two paths to the same answers and the same stored le
 - A request is answered only after its group has committed: a 2xx still means the record is durable.
 - Concurrent requests have no order among themselves; a group keeps the order in which they arrived, and
   the queue is first come, first served across all bases.
-- Just before a group is written, the tokens of its pushes are checked again in one statement (`verify`):
-  the push route takes tokens found live lately from a cache instead of a statement per request, and a
-  push whose token has been revoked since gets 401 here and is not written.
+- Just before a group is written, its pushes are screened in one statement (`screen`): their tokens are
+  checked again (the push route takes tokens found live lately from a cache instead of a statement per
+  request; a push whose token has been revoked since gets 401 here) and their bases' standing is read
+  (a base not approved or suspended gets 403). A screened-out push is not written. One statement for
+  both: under load each round trip of a group costs about 0.7 ms of its 10 (measured).
 """
 
 from __future__ import annotations
@@ -38,15 +40,15 @@ from . import schemas
 
 Outcome = dict[str, Any]  # {"status": ..., "result": ...} or {"status": ..., "problem": ..., "error": Problem}
 Apply = Callable[[list[Principal], list[schemas.RecordIn]], Awaitable[list[Outcome]]]
-Verify = Callable[[set[bytes]], Awaitable[set[bytes]]]  # token digests -> those still live
+Screen = Callable[[list["Push"]], Awaitable[list[Outcome | None]]]  # per push: None to write it, or its refusal
 
 
 class GroupCommit:
     """One queue of pushes, written `size` records at a time by at most `flushes` writers at once."""
 
-    def __init__(self, apply: Apply, verify: Verify, *, size: int, flushes: int, floor: int = 16,
+    def __init__(self, apply: Apply, screen: Screen, *, size: int, flushes: int, floor: int = 16,
                  registry: CollectorRegistry | None = None) -> None:
-        self.apply, self.verify = apply, verify
+        self.apply, self.screen = apply, screen
         self.size, self.flushes, self.floor = size, flushes, min(floor, size)
         self._waiting: deque[Push] = deque()
         self._writing = 0
@@ -55,8 +57,8 @@ class GroupCommit:
                                      buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
 
     async def push(self, principal: Principal, token_digest: bytes, record: schemas.RecordIn) -> Outcome:
-        """`record`'s outcome, pushed by `principal` with the token of `token_digest`; a token no longer
-        live at the group's write: {"status": 401, "revoked": True}."""
+        """`record`'s outcome, pushed by `principal` with the token of `token_digest`, or its refusal by
+        `screen` (a token no longer live: {"status": 401, "revoked": True})."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append(Push(principal, token_digest, record, future))
         self._start()
@@ -75,11 +77,11 @@ class GroupCommit:
 
     async def _write(self, group: list[Push]) -> None:
         try:
-            live = await self.verify({push.token_digest for push in group})
-            for push in group:
-                if push.token_digest not in live and not push.future.done():
-                    push.future.set_result({"status": 401, "revoked": True})
-            group = [push for push in group if push.token_digest in live]
+            refusals = await self.screen(group)
+            for push, refusal in zip(group, refusals, strict=True):
+                if refusal is not None and not push.future.done():
+                    push.future.set_result(refusal)
+            group = [push for push, refusal in zip(group, refusals, strict=True) if refusal is None]
             self.group_sizes.observe(len(group))
             outcomes = await self.apply([push.principal for push in group], [push.record for push in group]) \
                 if group else []

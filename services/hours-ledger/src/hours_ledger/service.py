@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from xueshi_shared.database import libpq_url, pooled
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
+from xueshi_shared.iam.service import LIVE_TOKENS
 from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
 from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unavailable
 
@@ -88,6 +89,15 @@ async def require_base_in_standing(db: AsyncSession | asyncpg.Connection, princi
     base = await conn.fetchrow(STANDINGS, [base_id])
     check_standing(base and base["status"], base and base["suspended"])
     return base_id
+
+
+# A group of single pushes, screened in one statement: which of their tokens ($1) are still live, and the
+# standing of their bases ($2).
+SCREEN = f"""
+    SELECT l.live, b.ids, b.statuses, b.suspended
+    FROM (SELECT coalesce(array_agg(token_hash), '{{}}') AS live FROM ({LIVE_TOKENS}) t) l,
+         (SELECT array_agg(id) AS ids, array_agg(status) AS statuses, array_agg(suspended) AS suspended
+          FROM catalog.published_bases WHERE id = ANY($2::uuid[])) b"""
 
 
 def check_standing(status: str | None, suspended: bool | None) -> None:
