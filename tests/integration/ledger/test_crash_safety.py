@@ -56,28 +56,35 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
     proc = _start(env)
     await _ready(url)
 
-    records = make_records([BaseKey(base.key, courses)], 600, 40, random.Random(9), "crash")
+    # More records than the load can push while the chaos lasts: the clients push until it is over (a fixed
+    # number of records was all pushed before the first kill once the ledger got fast enough).
+    records = make_records([BaseKey(base.key, courses)], 30_000, 40, random.Random(9), "crash")
     restarts: list[str] = []
     acknowledged: dict[str, dict] = {}
     unacknowledged: list[dict] = []
+    attempted: list[dict] = []
+    chaos_over = asyncio.Event()
     queue: asyncio.Queue = asyncio.Queue()
     for _, body in records:
         queue.put_nowait(body)
 
     async def client() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=10) as c:
-            while not queue.empty():
+            while not queue.empty() and not chaos_over.is_set():
                 body = queue.get_nowait()
+                attempted.append(body)
                 try:
                     r = await c.post("/v1/records", json=body, headers=base.headers)
                 except httpx.HTTPError:
                     unacknowledged.append(body)
+                    await asyncio.sleep(0.1)  # a training base backs off before its next push
                     continue
                 if r.status_code in (200, 201):
                     acknowledged[body["external_id"]] = r.json()
                 else:
                     assert r.status_code >= 500 or r.status_code == 503, r.text  # only outages may refuse
                     unacknowledged.append(body)
+                    await asyncio.sleep(0.1)
 
     async def chaos() -> None:
         nonlocal proc
@@ -96,9 +103,12 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
             await asyncio.to_thread(pg_ctl, ["-w", "restart", "-m", "fast"], pgdata=server.pgdata,
                                     user=server.system_user)
             restarts.append("postgresql")
+        await asyncio.sleep(0.5)   # a little load after the last blow
+        chaos_over.set()
 
     try:
         await asyncio.gather(chaos(), *(client() for _ in range(8)))
+        assert not queue.empty(), "the load lasted through the chaos"
         assert unacknowledged, "the chaos should have interrupted some pushes"
         assert acknowledged, "some pushes should have been acknowledged"
         await _ready(url)
@@ -123,7 +133,7 @@ async def test_kill_9_and_a_database_outage_mid_load_lose_and_duplicate_nothing(
         stored = dict((await conn.execute(sa.text(
             "SELECT external_id, id::text FROM hours_ledger.records WHERE base_id = :b"), {"b": base.id})).all())
         entries = await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.entries"))
-    pushed = {body["external_id"] for _, body in records}
+    pushed = {body["external_id"] for body in attempted}
     assert set(stored) == pushed, "every record landed (after retries), and nothing else"
     assert set(acknowledged) == pushed
     assert all(stored[ext] == str(ack["record_id"]) for ext, ack in acknowledged.items()), "acknowledged ids persisted"
