@@ -162,3 +162,22 @@ def test_a_route_the_lean_handler_cannot_serve_is_refused_when_declared():
         @router.post("/y")
         async def with_query_dependency(body: schemas.ReversalIn, who: Annotated[str, Depends(not_async)]) -> None: ...
     assert api.hot_router.routes and all(isinstance(r, LeanRoute) for r in api.hot_router.routes)
+
+
+async def test_an_oversized_push_without_content_length_is_a_413_problem(settings, base, caplog):
+    """The lean route reads the body itself: the body-size guard still answers 413 (not a 500) when the
+    length is not declared and the limit is crossed while reading."""
+
+    async def chunks():
+        for _ in range(10):
+            yield b"x" * 500
+
+    small = settings.model_copy(update={"max_body_bytes": 1024})
+    with caplog.at_level("ERROR"):
+        async with running(create_ledger(small)) as ledger:
+            response = await ledger.post("/v1/records", content=chunks(),
+                                         headers={**base.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "/problems/payload-too-large"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
