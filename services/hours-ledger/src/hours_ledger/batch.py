@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
-from xueshi_shared.problems import Conflict, Problem
+from xueshi_shared.problems import Problem
 from xueshi_shared.timekeeping import now as clock
 
 from . import schemas, service
@@ -232,9 +232,7 @@ async def _apply(conn: asyncpg.Connection, senders: list[Principal], admitted: d
             if key in written:  # sent twice in this batch
                 earlier = written[key]
                 if earlier.digest != digests[i]:
-                    raise Conflict(f"external_id {external_id!r} was already used by this base for a different "
-                                   "record", rule="external-id-reused", field="external_id",
-                                   record_id=str(earlier.record_id))
+                    raise service.external_id_reused(external_id, earlier.record_id)
                 results[i] = {"status": 200, "result": earlier.result()}
                 continue
         except Problem as exc:
@@ -361,9 +359,9 @@ async def push_records(engine: AsyncEngine, senders: list[Principal], records: l
     set-based, or record by record when the set-based transaction cannot stand.
 
     `singles`: the records are concurrent single pushes (group commit, which screened them: `screen`), each
-    its own request: when the set-based path fails for the whole group (a plan year
-    that cannot open, or any error), each record gets its own answer from the single-record path instead,
-    and an error there is that record's alone (`error`: what its request raises).
+    its own request: when the set-based path fails for the whole group (a plan year that cannot open, or any
+    error), each record gets its own answer from the single-record path instead, and an error there is that
+    record's alone (`error`: what its request raises).
     """
     if len(records) == 1:
         return [await _one(engine, senders[0], records[0], keys, isolate=singles)]

@@ -82,12 +82,12 @@ class GroupCommit:
                 if refusal is not None and not push.future.done():
                     push.future.set_result(refusal)
             group = [push for push, refusal in zip(group, refusals, strict=True) if refusal is None]
-            self.group_sizes.observe(len(group))
-            outcomes = await self.apply([push.principal for push in group], [push.record for push in group]) \
-                if group else []
-            for push, outcome in zip(group, outcomes, strict=True):
-                if not push.future.done():
-                    push.future.set_result(outcome)
+            if group:
+                self.group_sizes.observe(len(group))
+                outcomes = await self.apply([push.principal for push in group], [push.record for push in group])
+                for push, outcome in zip(group, outcomes, strict=True):
+                    if not push.future.done():
+                        push.future.set_result(outcome)
         except Exception as exc:  # every request of the group gets the failure (the database is unreachable …)
             for push in group:
                 if not push.future.done():

@@ -79,14 +79,14 @@ async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: 
 
 # ---- catalog reads (through the catalog's published views) ----------------------------------------
 
-# The standing of bases (a single push checks it with its course, a batch or a group of pushes here).
-STANDINGS = "SELECT id, status, suspended FROM catalog.published_bases WHERE id = ANY($1::uuid[])"
+# The standing of a base (a batch and a seminar upload check it here, a single push with its course, a group
+# of single pushes in SCREEN).
+STANDING = "SELECT status, suspended FROM catalog.published_bases WHERE id = $1"
 
 
-async def require_base_in_standing(db: AsyncSession | asyncpg.Connection, principal: Principal) -> uuid.UUID:
+async def require_base_in_standing(db: AsyncSession, principal: Principal) -> uuid.UUID:
     base_id = principal.require_base()
-    conn = db if isinstance(db, asyncpg.Connection) else await _driver(db)
-    base = await conn.fetchrow(STANDINGS, [base_id])
+    base = await (await _driver(db)).fetchrow(STANDING, base_id)
     check_standing(base and base["status"], base and base["suspended"])
     return base_id
 
@@ -294,19 +294,32 @@ async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: 
     return person
 
 
+def external_id_reused(external_id: str, record_id: Any = None) -> Conflict:
+    """The refusal of an external id this base already used for a different record."""
+    extra = {} if record_id is None else {"record_id": str(record_id)}
+    return Conflict(f"external_id {external_id!r} was already used by this base for a different record",
+                    rule="external-id-reused", field="external_id", **extra)
+
+
+def _check_repeat(stored_hash: bytes, digest: bytes, external_id: str, record_id: Any) -> None:
+    if not hmac.compare_digest(bytes(stored_hash), digest):
+        raise external_id_reused(external_id, record_id)
+
+
 async def _replay(conn: asyncpg.Connection, hit: Any, digest: bytes, external_id: str) -> tuple[int, dict[str, Any]]:
-    """The answer to a repeat of an external id, from the record_keys columns of `hit`."""
-    if not hmac.compare_digest(bytes(hit["replay_hash"]), digest):
-        raise Conflict(f"external_id {external_id!r} was already used by this base for a different record",
-                       rule="external-id-reused", field="external_id", record_id=str(hit["replay_id"]))
-    row = await conn.fetchrow(_REPLAYED, hit["replay_person"], hit["replay_year"], hit["replay_id"])
-    return 200, _replay_result({**dict(row), "request_hash": hit["replay_hash"]}, digest, external_id)
+    """The answer to a repeat of an external id, from the record_keys columns of `hit` (a different body is
+    refused before the record is read)."""
+    _check_repeat(hit["replay_hash"], digest, external_id, hit["replay_id"])
+    return 200, _stored_result(await conn.fetchrow(_REPLAYED, hit["replay_person"], hit["replay_year"],
+                                                   hit["replay_id"]))
 
 
 def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
-    if not hmac.compare_digest(bytes(row["request_hash"]), digest):
-        raise Conflict(f"external_id {external_id!r} was already used by this base for a different record",
-                       rule="external-id-reused", field="external_id", record_id=str(row["id"]))
+    _check_repeat(row["request_hash"], digest, external_id, row["id"])
+    return _stored_result(row)
+
+
+def _stored_result(row: Any) -> dict[str, Any]:
     adjustments = row["adjustments"]
     return _result({**dict(row), "adjustments": orjson.loads(adjustments) if isinstance(adjustments, str)
                     else adjustments})
@@ -451,8 +464,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
             raise
         # Same base and external_id pushed at the same moment for another person (same body means the same
         # person, whose pushes serialise on the lock): a different record under a used id.
-        raise Conflict(f"external_id {body.external_id!r} was already used by this base for a different record",
-                       rule="external-id-reused", field="external_id") from None
+        raise external_id_reused(body.external_id) from None
     return 201, staged.result()
 
 

@@ -86,18 +86,12 @@ class ObservabilityMiddleware:
 
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            response = problem_response(
-                413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes"
-            )
-            await self._send_local(response, scope, receive, send, request_id, status_holder)
+            await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
             self._observe(scope, status_holder["status"], started, request_id)
             return
 
         received = 0
         too_large = False
-
-        def refusal() -> Response:  # built only when needed: most requests never are too large
-            return problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -114,7 +108,7 @@ class ObservabilityMiddleware:
         async def tracking_send(message: Message) -> None:
             if too_large:
                 if message["type"] == "http.response.start" and not status_holder["sent"]:
-                    await self._send_local(refusal(), scope, receive, send, request_id, status_holder)
+                    await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
                 return
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
@@ -126,9 +120,12 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not status_holder["sent"]:
-                await self._send_local(refusal(), scope, receive, send, request_id, status_holder)
+                await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
         finally:
             self._observe(scope, status_holder["status"], started, request_id)
+
+    def _refusal(self) -> Response:  # built only when needed: most requests never are too large
+        return problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
 
     async def _send_local(self, response, scope, receive, send, request_id, status_holder) -> None:
         response.headers["x-request-id"] = request_id

@@ -50,6 +50,7 @@ class OrjsonRoute(APIRoute):
 
         return route_handler
 
+
 class LeanRoute(OrjsonRoute):
     """A route for the hottest path, the single push: the request is handled without FastAPI's general
     machinery, with the same answers (a differential test holds the two to identical responses).
@@ -73,7 +74,7 @@ class LeanRoute(OrjsonRoute):
             raise TypeError(f"{path}: a LeanRoute takes one body model, the request and request-only dependencies")
         for sub in d.dependencies:
             if (sub.dependencies or sub.path_params or sub.query_params or sub.header_params or sub.cookie_params
-                    or sub.body_params or not sub.request_param_name or not _is_coroutine(sub.call)):
+                    or sub.body_params or not sub.request_param_name or not inspect.iscoroutinefunction(sub.call)):
                 raise TypeError(f"{path}: the dependency {sub.call} must be `async def f(request: Request)`")
         body_field, request_name, endpoint = d.body_params[0], d.request_param_name, self.endpoint
         dependencies = [(sub.name, sub.call, sub.request_param_name) for sub in d.dependencies]
@@ -101,10 +102,6 @@ class LeanRoute(OrjsonRoute):
             return await endpoint(**arguments)
 
         return route_handler
-
-
-def _is_coroutine(call: Any) -> bool:
-    return inspect.iscoroutinefunction(call)
 
 
 # Path parameters holding personal data are masked before they reach the audit trail.
