@@ -23,8 +23,8 @@ TEST_PII_KEY = base64.b64encode(b"xueshi test key, never in prod!!").decode()
 MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
-    "hours_ledger.seminar_trainees", "hours_ledger.records", "hours_ledger.record_keys", "hours_ledger.people",
-    "hours_ledger.person_keys",
+    "hours_ledger.seminar_trainees", "hours_ledger.name_changes", "hours_ledger.records", "hours_ledger.record_keys",
+    "hours_ledger.people", "hours_ledger.person_keys",
     "verification.proofs", "verification.status_lists",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
@@ -67,6 +67,8 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             await conn.execute(sa.text(
                 "DELETE FROM catalog.topics WHERE year IN (SELECT year FROM catalog.plans WHERE created_by IS NOT NULL)"))
             await conn.execute(sa.text("DELETE FROM catalog.plans WHERE created_by IS NOT NULL"))
+            # Seminar plans a test made (tests/integration/seminars/conftest.py).
+            await conn.execute(sa.text("DELETE FROM catalog.seminar_plans WHERE source = 'test fixture'"))
 
 
 @pytest.fixture

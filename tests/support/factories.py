@@ -100,12 +100,17 @@ async def approved_base(catalog, staff: Actor, form: dict | None = None) -> Appr
     return ApprovedBase(uuid.UUID(base_id), approved.json()["api_key"])
 
 
-async def approved_course(catalog, base: ApprovedBase, staff: Actor, **overrides) -> uuid.UUID:
-    submitted = await catalog.post("/v1/courses", json=course_form(**overrides), headers=base.headers)
+async def approved_course(catalog, base: ApprovedBase, staff: Actor, *, reviewed_on: str | None = None,
+                          **overrides) -> uuid.UUID:
+    """A course submitted and approved through the API. Its review meeting was held on `reviewed_on` (default: the
+    first day of its plan year, so that sittings of the whole year count)."""
+    form = course_form(**overrides)
+    submitted = await catalog.post("/v1/courses", json=form, headers=base.headers)
     assert submitted.status_code == 201, submitted.text
     course_id = submitted.json()["id"]
     review = {"decision": "approved", "reviewers": ["张教授", "李研究员", "王处长"],
-              "checks": {"wording": True, "policy": True, "ideology": True}}
+              "checks": {"wording": True, "policy": True, "ideology": True},
+              "reviewed_on": reviewed_on or f"{form['year']}-01-01"}
     reviewed = await catalog.post(f"/v1/courses/{course_id}/review", json=review, headers=staff.headers)
     assert reviewed.status_code == 200, reviewed.text
     return uuid.UUID(course_id)

@@ -47,21 +47,22 @@ async def groups(client) -> tuple[int, int]:
 
 async def test_concurrent_pushes_are_written_in_groups_and_each_gets_its_own_answer(one_writer, base, course,
                                                                                     engine):
-    bodies = [record_body(course, ric(300 + i), [online_sitting(at("09:00"), at(f"{10 + i % 3}:00"))])
+    bodies = [record_body(course, ric(300 + i), [online_sitting(at("09:00"), at(f"{10 + i % 3}:30"))])
               for i in range(30)]
     # The same person twice: the second record overlaps the first and is counted for what is left.
-    bodies.append(record_body(course, ric(300), [online_sitting(at("09:30"), at("10:30"))]))
+    bodies.append(record_body(course, ric(300), [online_sitting(at("09:45"), at("11:15"))]))
     responses = await asyncio.gather(*(one_writer.post("/v1/records", json=b, headers=base.headers) for b in bodies))
     assert [r.status_code for r in responses] == [201] * 31, [r.text for r in responses if r.status_code != 201]
 
     written, pushes = await groups(one_writer)
     assert pushes == 31 and written < 31, f"{written} groups for 31 concurrent pushes: nothing was grouped"
     answers = [r.json() for r in responses]
-    assert [a["counted_minutes"] for a in answers[1:30]] == [60 * (1 + i % 3) for i in range(1, 30)]
+    # 90, 150 or 210 minutes: the 学时 they make (2, 3, 4) of 45 minutes each.
+    assert [a["counted_minutes"] for a in answers[1:30]] == [(90 + 60 * (i % 3)) // 45 * 45 for i in range(1, 30)]
     # Concurrent requests have no order: whichever of the same person's two records was written first counts
     # in full, the other for what is left.
     first, second = sorted((answers[0], answers[30]), key=lambda a: -a["counted_minutes"])
-    assert (first["counted_minutes"], second["counted_minutes"]) == (60, 30)
+    assert (first["counted_minutes"], second["counted_minutes"]) == (90, 45)
     assert any(a["rule"] == "parallel-study" for a in second["adjustments"])
     async with engine.connect() as conn:
         stored = dict((await conn.execute(sa.text(

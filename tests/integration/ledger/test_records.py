@@ -75,8 +75,8 @@ async def test_parallel_videos_at_two_bases_count_once(ledger, catalog, fuzhou, 
     await ledger.post("/v1/records", json=record_body(course, person, [online_sitting(at("09:00"), at("12:00"))]),
                       headers=base.headers)
     second = (await ledger.post("/v1/records", json=record_body(
-        other_course, person, [online_sitting(at("10:00"), at("13:00"))]), headers=other.headers)).json()
-    assert second["counted_minutes"] == 60
+        other_course, person, [online_sitting(at("10:00"), at("13:30"))]), headers=other.headers)).json()
+    assert second["counted_minutes"] == 90
     assert [(a["rule"], a["minutes"]) for a in second["adjustments"]] == [("parallel-study", 120)]
 
 
@@ -123,9 +123,9 @@ async def test_minutes_after_the_deadline_do_not_count(ledger, catalog, admin, f
             "topics": [{"code": "1", "title": "旧主题", "hours": 10}]}
     assert (await catalog.post("/v1/plans", json=plan, headers=admin.headers)).status_code == 201
     old_course = await approved_course(catalog, base, fuzhou, year=2025, topic="1", hours=7)
-    body = record_body(old_course, ric(9), [online_sitting("2026-01-01T22:00:00+08:00", "2026-01-02T02:00:00+08:00")])
+    body = record_body(old_course, ric(9), [online_sitting("2026-01-01T22:30:00+08:00", "2026-01-02T02:00:00+08:00")])
     result = (await ledger.post("/v1/records", json=body, headers=base.headers)).json()
-    assert result["counted_minutes"] == 120
+    assert result["counted_minutes"] == 90
     assert [(a["rule"], a["minutes"], a["day"]) for a in result["adjustments"]] == [
         ("outside-window", 120, "2026-01-02")]
 

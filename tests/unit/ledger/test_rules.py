@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from hours_ledger.domain.rules import (
+    OTHER_TOPIC,
     CourseFacts,
     Exam,
     PersonState,
@@ -44,14 +45,14 @@ def test_days_are_fujian_days():
 
 
 def test_a_sitting_counts_what_was_played_not_the_wall_time():
-    d = decide(CourseFacts("online", 7), PLAN, [online(9, 12, media_h=2)], PASSED, PersonState())
-    assert d.counted_seconds == 2 * H and d.credited_hours == 2
+    d = decide(CourseFacts("online", 7), PLAN, [online(9, 12, media_h=2.25)], PASSED, PersonState())
+    assert d.counted_seconds == 3 * 45 * 60 and d.credited_hours == 3
     assert {a.rule for a in d.adjustments} == {"media-shortfall"}
 
 
 def test_speeding_up_adds_nothing():
-    d = decide(CourseFacts("online", 7), PLAN, [online(9, 10, media_h=3)], PASSED, PersonState())
-    assert d.counted_seconds == H
+    d = decide(CourseFacts("online", 7), PLAN, [online(9, 10.5, media_h=3)], PASSED, PersonState())
+    assert d.counted_seconds == 90 * 60 and d.credited_hours == 2
 
 
 def test_proxy_study_counts_nothing():
@@ -62,16 +63,16 @@ def test_proxy_study_counts_nothing():
 
 def test_parallel_videos_count_once():
     state = PersonState(busy=[(T0 + 9 * H, T0 + 11 * H)])
-    d = decide(CourseFacts("online", 7), PLAN, [online(10, 12)], PASSED, state)
-    assert d.counted_seconds == H
+    d = decide(CourseFacts("online", 7), PLAN, [online(10, 12.5)], PASSED, state)
+    assert d.counted_seconds == 90 * 60
     assert [(a.rule, a.minutes) for a in d.adjustments] == [("parallel-study", 60)]
 
 
 def test_the_daily_limit_is_first_come_first_served():
-    state = PersonState(day_used={dt.date(2026, 5, 4): 500 * 60})
+    state = PersonState(day_used={dt.date(2026, 5, 4): 450 * 60})
     d = decide(CourseFacts("offline", 7), PLAN, [offline(13, 15)], None, state)
-    assert d.counted_seconds == 40 * 60
-    assert [(a.rule, a.minutes, a.day) for a in d.adjustments] == [("daily-limit", 80, dt.date(2026, 5, 4))]
+    assert d.counted_seconds == 90 * 60 and d.credited_hours == 2
+    assert [(a.rule, a.minutes, a.day) for a in d.adjustments] == [("daily-limit", 30, dt.date(2026, 5, 4))]
 
 
 def test_one_long_course_never_uses_up_the_day_for_another():
@@ -81,9 +82,9 @@ def test_one_long_course_never_uses_up_the_day_for_another():
 
 
 def test_minutes_after_the_deadline_do_not_count():
-    late = PlanRules(PLAN.window_start, T0 + 10 * H, 12, 45, 10)
+    late = PlanRules(PLAN.window_start, T0 + 10 * H + 30 * 60, 12, 45, 10)
     d = decide(CourseFacts("offline", 7), late, [offline(9, 12)], None, PersonState())
-    assert d.counted_seconds == H
+    assert d.counted_seconds == 90 * 60
     assert [a.rule for a in d.adjustments] == ["outside-window"]
 
 
@@ -94,23 +95,28 @@ def test_a_failed_exam_credits_nothing_and_draws_nothing():
 
 
 def test_a_topic_never_credits_beyond_its_allotment_and_gives_the_minutes_back():
-    d = decide(CourseFacts("online", 7, topic_remaining=2), PLAN, [online(9, 16)], PASSED, PersonState())
+    course = CourseFacts("online", 7, year=2026, topic="5", allotment=7, key="c")
+    d = decide(course, PLAN, [online(9, 16)], PASSED, PersonState(topic_used={(2026, "5"): 5}))
     assert d.credited_hours == 2 and d.counted_seconds == 2 * 45 * 60
     allot = [a for a in d.adjustments if a.rule == "topic-allotment"]
     assert sum(a.hours for a in allot) == 5
 
 
+def course(mode: str, **facts) -> CourseFacts:
+    return CourseFacts(mode, 7, **facts)
+
+
 def test_records_are_refused_without_process_records_or_a_long_enough_exam():
     now = T0 + 30 * H
-    rules = {r for _, r, _ in refusals("online", PLAN, [Sitting(T0, T0 + H)], Exam(9, 9, True), now)}
+    rules = {r for _, r, _ in refusals(course("online"), PLAN, [Sitting(T0, T0 + H)], Exam(9, 9, True), now)}
     assert rules == {"no-process-record", "exam-too-short"}
-    assert {r for _, r, _ in refusals("live", PLAN, [online(1, 2)], None, now)} == {"exam-too-short"}
-    assert refusals("offline", PLAN, [offline(1, 2)], None, now) == []
-    assert {r for _, r, _ in refusals("offline", PLAN, [offline(3, 2), offline(1, 26)], None, now)} == {
+    assert {r for _, r, _ in refusals(course("live"), PLAN, [online(1, 2)], None, now)} == {"exam-too-short"}
+    assert refusals(course("offline"), PLAN, [offline(1, 2)], None, now) == []
+    assert {r for _, r, _ in refusals(course("offline"), PLAN, [offline(3, 2), offline(1, 26)], None, now)} == {
         "sitting-order", "sitting-too-long"}
-    assert {r for _, r, _ in refusals("offline", PLAN, [offline(1, 3), offline(2, 4)], None, now)} == {
+    assert {r for _, r, _ in refusals(course("offline"), PLAN, [offline(1, 3), offline(2, 4)], None, now)} == {
         "parallel-study"}
-    assert {r for _, r, _ in refusals("offline", PLAN, [offline(29, 31)], None, now)} == {"sitting-in-future"}
+    assert {r for _, r, _ in refusals(course("offline"), PLAN, [offline(29, 31)], None, now)} == {"sitting-in-future"}
 
 
 # ---- invariants over random histories -------------------------------------------------------------
@@ -130,32 +136,41 @@ def histories(draw):
             length = draw(st.integers(1, max(1, min(limit, 60 * 20))))
             s = T0 + start_min * 60 + 400 * 86400  # near the deadline, so the window matters too
             e = s + length * 60
-            if mode in ("online", "live") or (mode == "mixed" and draw(st.booleans())):
-                sittings.append(Sitting(s, e, draw(st.integers(0, length * 90)), draw(st.integers(0, 2)), 0))
+            sitting_mode = draw(st.sampled_from(["online", "offline"])) if mode == "mixed" else None
+            if mode in ("online", "live") or sitting_mode == "online":
+                sittings.append(Sitting(s, e, draw(st.integers(0, length * 90)), draw(st.integers(0, 3)),
+                                        draw(st.integers(0, 3)), sitting_mode))
             else:
-                sittings.append(Sitting(s, e))
+                sittings.append(Sitting(s, e, mode=sitting_mode))
         exam = Exam(10, 8, draw(st.booleans())) if mode != "offline" else None
-        topic_left = draw(st.none() | st.integers(0, 7))
-        records.append((CourseFacts(mode, hours, topic_left), sittings, exam))
+        topic = draw(st.sampled_from([None, "1", "3", OTHER_TOPIC]))
+        facts = CourseFacts(mode, hours, year=2026, topic=topic, key=draw(st.sampled_from("abc")),
+                            allotment={"1": 7, "3": 2}.get(topic or ""),
+                            live_from=draw(st.none() | st.integers(T0 + 400 * 86400, T0 + 402 * 86400)))
+        records.append((facts, sittings, exam))
     return records
 
 
 @settings(max_examples=300, deadline=None)
-@given(histories())
-def test_the_rules_hold_for_any_history(history):
-    state = PersonState()
+@given(histories(), st.integers(0, 30))
+def test_the_rules_hold_for_any_history(history, plan_topic_hours):
+    state = PersonState(topic_used={(2026, "2"): plan_topic_hours})
     all_allocations = []
     for course, sittings, exam in history:
+        before = PersonState(list(state.busy), dict(state.day_used), dict(state.topic_used), dict(state.course_used))
         d = decide(course, PLAN, sittings, exam, state)
         allocs = list(d.allocations)
         # Rule 3: counted time lies inside the record's own sittings; online sittings count at most what played,
-        # and nothing without a passed identity check.
+        # and nothing without a passed identity check or with more failed checks than passed ones; nothing before
+        # the course went live.
         for s in sittings:
             inside = [(a.start, a.end) for a in allocs if s.start <= a.start and a.end <= s.end]
             if s.is_online(course.mode):
                 assert total(inside) <= (s.media_seconds or 0)
-                if not s.id_passed:
+                if not s.id_passed or (s.id_failed or 0) > s.id_passed:
                     assert inside == []
+            if course.live_from is not None:
+                assert all(start >= course.live_from for start, _ in inside)
         assert total((a.start, a.end) for a in allocs) == total(
             (a.start, a.end) for a in allocs for s in sittings if s.start <= a.start and a.end <= s.end)
         # Rule 4: never overlaps anything already in the ledger.
@@ -166,21 +181,21 @@ def test_the_rules_hold_for_any_history(history):
         # Rule 6: each allocation lies in its day; a record draws at most its hours.
         assert all(day_of(a.start) == a.day == day_of(a.end - 1) for a in allocs)
         assert d.counted_seconds <= course.hours * PLAN.seconds_per_hour
-        # Rule 7 and 8.
-        assert d.credited_hours <= min(course.hours, d.counted_seconds // PLAN.seconds_per_hour)
-        if course.topic_remaining is not None:
-            assert d.credited_hours <= course.topic_remaining
-        else:
-            assert d.credited_hours == min(course.hours, d.counted_seconds // PLAN.seconds_per_hour)
+        # Rule 7 and 8: a record draws exactly the minutes of the 学时 it credits; a topic never beyond its allotment;
+        # a course never beyond its 学时 for the person, whatever the number of its records.
+        assert d.counted_seconds == d.credited_hours * PLAN.seconds_per_hour
+        if course.allotment is not None:
+            assert before.topic_used.get((2026, course.topic), 0) + d.credited_hours <= course.allotment
+        assert before.course_used.get(course.key, 0) + d.credited_hours <= course.hours
         if exam is not None and not exam.passed:
+            assert d.credited_hours == 0 and allocs == []
+        if course.topic == OTHER_TOPIC and before.plan_topic_hours(2026) < PLAN.required_hours:
             assert d.credited_hours == 0 and allocs == []
         # Every reduction is explained.
         assert all(a.seconds >= 0 and a.hours >= 0 for a in d.adjustments)
 
         all_allocations += allocs
-        state.busy += [(s.start, s.end) for s in sittings]
-        for a in allocs:
-            state.day_used[a.day] = state.day_used.get(a.day, 0) + a.seconds
+        state.add(course, sittings, d)
 
     # Rule 6 across records: no day above the cap; rule 4: no second counted twice.
     assert all(v <= PLAN.day_cap for v in state.day_used.values())

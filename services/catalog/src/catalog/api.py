@@ -55,6 +55,13 @@ async def list_regions() -> list[dict]:
     return service.list_regions()
 
 
+@router.get("/v1/region-codes", response_model=list[schemas.RegionCodeOut], tags=["reference"],
+            summary="Every GB/T 2260 code in force in Fujian (province, cities, counties): what a unit's region and a "
+                    "base's region and scope are checked against")
+async def list_region_codes() -> list[dict]:
+    return service.list_region_codes()
+
+
 @router.get("/v1/delegations", response_model=list[schemas.DelegationOut], tags=["reference"],
             summary="Fields delegated to 省人社厅 (annex 2)")
 async def list_delegations(session: DbSession) -> list[dict]:
@@ -209,7 +216,7 @@ async def get_seminar(seminar_id: uuid.UUID, principal: CurrentPrincipal, sessio
               summary="Change a project (province_admin); after approval with a written reason, kept in its history")
 async def change_seminar(seminar_id: uuid.UUID, body: schemas.SeminarChangeIn, principal: CurrentPrincipal,
                          session: DbSession) -> dict:
-    return seminars.out(await seminars.change(session, principal, seminar_id, body))
+    return seminars.out(await seminars.change(session, principal, seminar_id, body, today()))
 
 
 @router.get("/v1/seminars/{seminar_id}/history", response_model=list[schemas.SeminarChangeOut], tags=["seminars"],

@@ -7,6 +7,7 @@ migration catalog_0003 (`catalog.published_*`), never these tables.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import uuid
 
 import sqlalchemy as sa
@@ -39,12 +40,18 @@ class Plan(Base):
     max_hours_per_day: Mapped[int] = mapped_column(sa.SmallInteger)
     minutes_per_hour: Mapped[int] = mapped_column(sa.SmallInteger)
     min_exam_questions: Mapped[int] = mapped_column(sa.SmallInteger)
+    # 防假学替学: an online sitting whose failed identity checks are more than this share of its checks counts nothing.
+    identity_failed_share_max: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(4, 3), server_default="0.5")
+    # 如有必要开展其它主题的培训，应在完成上述主题30个学时的基础上组织实施.
+    other_topics_allowed: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     source: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = _created_at()
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     __table_args__ = (
         sa.CheckConstraint("window_start <= deadline", name="window_order"),
         sa.CheckConstraint("max_hours_per_day * minutes_per_hour <= 1440", name="day_fits"),
+        sa.CheckConstraint("identity_failed_share_max >= 0 AND identity_failed_share_max <= 1",
+                           name="identity_share_range"),
     )
 
 
@@ -140,6 +147,10 @@ class BaseDecision(Base):
     __table_args__ = (sa.CheckConstraint("decision IS NULL OR decision IN ('approved', 'rejected')", name="decision"),)
 
 
+# A public course may name this instead of a topic of the plan, when the plan allows other topics.
+OTHER_TOPIC = "other"
+
+
 class Course(Base):
     __tablename__ = "courses"
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -158,9 +169,17 @@ class Course(Base):
     submitted_at: Mapped[dt.datetime] = _created_at()
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     withdrawal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The first day its sittings count (上线前应组织专家评审): the approving review's day, or a seminar's first day.
+    live_from: Mapped[dt.date | None] = mapped_column(sa.Date)
+    # A seminar's attendance course: it takes records only through the seminar's attendance upload.
+    seminar_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The plan's topic, or null for OTHER_TOPIC (which no topic row names): what the foreign key checks.
+    plan_topic: Mapped[str | None] = mapped_column(sa.String(8), sa.Computed(f"NULLIF(topic, '{OTHER_TOPIC}')",
+                                                                             persisted=True))
     __table_args__ = (
         sa.UniqueConstraint("base_id", "code", name="courses_code_per_base"),
-        sa.ForeignKeyConstraint(["year", "topic"], ["topics.year", "topics.code"], name="courses_topic"),
+        sa.ForeignKeyConstraint(["year", "plan_topic"], ["topics.year", "topics.code"], name="courses_topic"),
+        sa.Index("courses_seminar", "seminar_id", unique=True, postgresql_where=sa.text("seminar_id IS NOT NULL")),
         sa.CheckConstraint("(category = 'public') = (topic IS NOT NULL AND field IS NULL)", name="topic_or_field"),
         sa.CheckConstraint("hours >= 1", name="hours_positive"),
         sa.CheckConstraint(
@@ -180,6 +199,8 @@ class CourseReview(Base):
     policy: Mapped[bool] = mapped_column(sa.Boolean)
     ideology: Mapped[bool] = mapped_column(sa.Boolean)
     comment: Mapped[str | None] = mapped_column(sa.Text)
+    # The day of the review meeting (Asia/Shanghai); the course's sittings count from this day on.
+    reviewed_on: Mapped[dt.date] = mapped_column(sa.Date)
     recorded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     recorded_at: Mapped[dt.datetime] = _created_at()
 
@@ -212,6 +233,8 @@ class Seminar(Base):
     staff: Mapped[int] = mapped_column(sa.Integer)
     mode: Mapped[str] = mapped_column(sa.String(16))
     budget_yuan: Mapped[int] = mapped_column(sa.Integer)
+    # The fiscal subsidy (what the 5万 and 10.5万 caps limit); null: a fiscal project's whole budget.
+    subsidy_yuan: Mapped[int | None] = mapped_column(sa.Integer)
     funding: Mapped[str] = mapped_column(sa.String(16))
     plan_filed_on: Mapped[dt.date | None] = mapped_column(sa.Date)
     # registered -> approved -> completed; or cancelled

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 from pydantic_core import PydanticCustomError
@@ -43,6 +44,13 @@ class PlanIn(StrictModel):
     max_hours_per_day: Annotated[int, Field(ge=1, le=24)]
     minutes_per_hour: Annotated[int, Field(ge=1, le=120)]
     min_exam_questions: Annotated[int, Field(ge=1, le=1000)]
+    identity_failed_share_max: Annotated[decimal.Decimal, Field(ge=0, le=1, max_digits=4, decimal_places=3)] = Field(
+        default=decimal.Decimal("0.5"), description=(
+            "防假学替学: an online sitting counts nothing when more than this share of its identity checks failed "
+            "(0.5: when its failed checks outnumber its passed ones)."))
+    other_topics_allowed: bool = Field(default=False, description=(
+        "Whether public courses of other topics (`topic: other`) may be offered; they credit only after a person "
+        "holds the plan's required 学时 in its topics."))
     topics: Annotated[list[TopicIn], Field(min_length=1, max_length=50)]
     source: Annotated[str | None, Field(max_length=500)] = None
 
@@ -55,6 +63,8 @@ class PlanOut(BaseModel):
     max_hours_per_day: int
     minutes_per_hour: int
     min_exam_questions: int
+    identity_failed_share_max: decimal.Decimal
+    other_topics_allowed: bool
     timezone: str = "Asia/Shanghai"
     source: str | None = None
     topics: list[TopicOut]
@@ -112,6 +122,13 @@ class DelegationOut(BaseModel):
 class RegionOut(BaseModel):
     code: str
     name: str
+    governed_by: str = Field(description="The HR bureau's region code (Pingtan governs itself).")
+
+
+class RegionCodeOut(BaseModel):
+    code: str
+    name: str
+    level: Literal["province", "city", "county"]
     governed_by: str = Field(description="The HR bureau's region code (Pingtan governs itself).")
 
 
@@ -219,7 +236,9 @@ class CourseIn(StrictModel):
     title: Text
     year: Year
     category: Category
-    topic: Annotated[str | None, Field(min_length=1, max_length=8)] = None
+    topic: Annotated[str | None, Field(min_length=1, max_length=8)] = Field(default=None, description=(
+        "Public subjects: a topic code of the year's plan, or `other` (another topic, with any 学时) when the plan "
+        "allows other topics."))
     field: FieldCode | None = None
     hours: Annotated[int, Field(ge=1, le=200)]
     mode: Mode
@@ -237,6 +256,9 @@ class ReviewIn(StrictModel):
     reviewers: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(min_length=1, max_length=20)]
     checks: ReviewChecksIn
     comment: Annotated[str | None, Field(max_length=2000)] = None
+    reviewed_on: dt.date | None = Field(default=None, description=(
+        "The day of the review meeting (Asia/Shanghai; not in the future, not before the plan's window_start; "
+        "default: today). An approved course's sittings count from this day on."))
 
 
 class ReviewOut(BaseModel):
@@ -244,6 +266,7 @@ class ReviewOut(BaseModel):
     reviewers: list[str]
     checks: ReviewChecksIn
     comment: str | None
+    reviewed_on: dt.date
     recorded_at: dt.datetime
 
 
@@ -263,6 +286,9 @@ class CourseOut(BaseModel):
     submitted_at: dt.datetime
     withdrawn_at: dt.datetime | None
     withdrawal_reason: str | None
+    live_from: dt.date | None = Field(description=(
+        "The first day its sittings count: the approving review's day (a seminar's course: its first day)."))
+    seminar_id: uuid.UUID | None = Field(description="A seminar's attendance course: records come by its upload.")
     review: ReviewOut | None
 
 
@@ -292,12 +318,16 @@ class SeminarIn(StrictModel):
     staff: Headcount
     mode: Literal["offline", "mixed"]
     budget_yuan: Annotated[int, Field(ge=0, le=100_000_000)]
+    subsidy_yuan: Annotated[int | None, Field(ge=0, le=100_000_000)] = Field(default=None, description=(
+        "The fiscal subsidy, what the caps limit (national 10.5万, demonstration and engineering 5万); omitted: a "
+        "fiscal project's whole budget. A self-funded budget beyond it is allowed."))
     funding: Literal["fiscal", "self"]
     plan_filed_on: dt.date | None = None
 
 
 class SeminarChangeIn(StrictModel):
-    """Any subset of the project's fields, and the written reason (required once the project is approved)."""
+    """Any subset of the project's fields, and the written reason (required once the project is approved). Only
+    `subsidy_yuan` and `plan_filed_on` may be set to null."""
 
     title: Text | None = None
     fields: Annotated[list[FieldCode] | None, Field(min_length=1, max_length=20)] = None
@@ -309,9 +339,19 @@ class SeminarChangeIn(StrictModel):
     staff: Headcount | None = None
     mode: Literal["offline", "mixed"] | None = None
     budget_yuan: Annotated[int | None, Field(ge=0, le=100_000_000)] = None
+    subsidy_yuan: Annotated[int | None, Field(ge=0, le=100_000_000)] = None
     funding: Literal["fiscal", "self"] | None = None
     plan_filed_on: dt.date | None = None
     reason: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+
+    @field_validator("title", "fields", "start_date", "end_date", "location", "trainees", "online_trainees", "staff",
+                     "mode", "budget_yuan", "funding", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Given only when sent: an explicit null would erase a value the project must have.
+        if value is None:
+            raise PydanticCustomError("not-nullable", "this field cannot be set to null; leave it out to keep it")
+        return value
 
 
 class SeminarCreated(BaseModel):
@@ -336,6 +376,7 @@ class SeminarOut(BaseModel):
     staff: int
     mode: str
     budget_yuan: int
+    subsidy_yuan: int | None
     funding: str
     plan_filed_on: dt.date | None
     status: str
@@ -353,7 +394,9 @@ class SeminarChangeOut(BaseModel):
 
 class MaterialIn(StrictModel):
     item: Literal["notice", "summary", "settlement", "roster", "sign_in_sheets", "satisfaction_statistics",
-                  "outcomes_report", "news", "receipts"]
+                  "outcomes_report", "news", "receipts", "reimbursement"] = Field(description=(
+        "Demonstration and engineering projects: the nine closing materials; national fiscal projects: "
+        "`reimbursement` (经费报销材料); other projects owe none."))
     submitted_on: dt.date
 
 

@@ -19,13 +19,15 @@ from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput
 from . import schemas
 from .domain.seminars import (
     KINDS,
-    MATERIALS,
     SURVEY_ITEMS,
     SURVEY_SCALE,
     Project,
     SeminarRules,
     check_project,
     materials_checklist,
+    materials_due,
+    materials_owed,
+    minimum_trainees,
     subsidy_eligible,
     survey_statistics,
 )
@@ -42,7 +44,7 @@ from .models import (
 )
 
 CHANGE_FIELDS = ("title", "fields", "start_date", "end_date", "location", "trainees", "online_trainees", "staff",
-                 "mode", "budget_yuan", "funding", "plan_filed_on")
+                 "mode", "budget_yuan", "subsidy_yuan", "funding", "plan_filed_on")
 
 
 async def _rules(db: AsyncSession, year: int) -> SeminarRules:
@@ -58,7 +60,7 @@ def _project(values: dict[str, Any]) -> Project:
     return Project(kind=values["kind"], start_date=values["start_date"], end_date=values["end_date"],
                    trainees=values["trainees"], online_trainees=values["online_trainees"], staff=values["staff"],
                    mode=values["mode"], budget_yuan=values["budget_yuan"], funding=values["funding"],
-                   plan_filed_on=values["plan_filed_on"])
+                   plan_filed_on=values["plan_filed_on"], subsidy_yuan=values.get("subsidy_yuan"))
 
 
 async def _check(db: AsyncSession, values: dict[str, Any]) -> list[str]:
@@ -85,8 +87,8 @@ async def _organizer_base(db: AsyncSession, organizer: str) -> uuid.UUID | None:
 def out(s: Seminar) -> dict[str, Any]:
     return {c: getattr(s, c) for c in (
         "id", "year", "kind", "title", "organizer", "organizer_base_id", "fields", "start_date", "end_date",
-        "location", "trainees", "online_trainees", "staff", "mode", "budget_yuan", "funding", "plan_filed_on",
-        "status", "course_id", "warnings")} | {"days": (s.end_date - s.start_date).days + 1}
+        "location", "trainees", "online_trainees", "staff", "mode", "budget_yuan", "subsidy_yuan", "funding",
+        "plan_filed_on", "status", "course_id", "warnings")} | {"days": (s.end_date - s.start_date).days + 1}
 
 
 async def register(db: AsyncSession, principal: Principal, body: schemas.SeminarIn) -> Seminar:
@@ -114,11 +116,16 @@ async def get(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID, *, 
 
 
 async def change(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID,
-                 body: schemas.SeminarChangeIn) -> Seminar:
+                 body: schemas.SeminarChangeIn, today: dt.date) -> Seminar:
     principal.require_staff("province_admin")
     seminar = await get(db, principal, seminar_id, lock=True)
     if seminar.status in ("completed", "cancelled"):
         raise Conflict(f"the seminar is {seminar.status}", rule="seminar-closed")
+    if today > seminar.end_date:
+        # What was held is a fact: its days, trainees and money are no longer a plan to change (its roster and
+        # materials are reported after it, through their own routes).
+        raise Conflict(f"the seminar ended on {seminar.end_date.isoformat()}; a project is not changed after it ended",
+                       rule="seminar-ended")
     updates = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k != "reason"}
     if not updates:
         raise InvalidInput("nothing to change", rule="required", field="body")
@@ -136,6 +143,7 @@ async def change(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID,
         course = await db.get(Course, seminar.course_id)
         assert course is not None
         course.hours = _course_hours(seminar, await db.get(Plan, seminar.year))
+        course.live_from = seminar.start_date
     await db.flush()
     return seminar
 
@@ -167,9 +175,12 @@ async def approve(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID)
         if plan is None:
             raise Conflict(f"attendance becomes 学时 under the {seminar.year} plan's numbers; publish that plan first",
                            rule="plan-unknown")
+        # The attendance course: no exam (the completion assessment is separate), live from the seminar's first
+        # day, and taking records only through the seminar's attendance upload (seminar_id).
         course = Course(base_id=seminar.organizer_base_id, code=f"SEMINAR-{seminar.id}", title=seminar.title,
                         year=seminar.year, category="professional", topic=None, field=seminar.fields[0],
-                        hours=_course_hours(seminar, plan), mode=seminar.mode, exam_questions=0, status="approved")
+                        hours=_course_hours(seminar, plan), mode=seminar.mode, exam_questions=0, status="approved",
+                        live_from=seminar.start_date, seminar_id=seminar.id)
         db.add(course)
         await db.flush()
         seminar.course_id = course.id
@@ -208,8 +219,11 @@ async def record_material(db: AsyncSession, principal: Principal, seminar_id: uu
                           submitted_on: dt.date) -> None:
     seminar = await get(db, principal, seminar_id)
     _may_report(principal, seminar)
-    if item not in MATERIALS:
-        raise InvalidInput(f"item must be one of {', '.join(MATERIALS)}", rule="material-unknown", field="item")
+    owed = materials_owed(seminar.kind, seminar.funding, await _rules(db, seminar.year))
+    if item not in owed:
+        listed = ", ".join(owed) if owed else "none"
+        raise InvalidInput(f"a {seminar.kind} ({seminar.funding}) project owes these materials: {listed}",
+                           rule="material-not-owed", field="item")
     stmt = pg_insert(SeminarMaterial).values(seminar_id=seminar.id, item=item, submitted_on=submitted_on,
                                              recorded_by=principal.id)
     await db.execute(stmt.on_conflict_do_update(index_elements=["seminar_id", "item"],
@@ -219,15 +233,17 @@ async def record_material(db: AsyncSession, principal: Principal, seminar_id: uu
 async def checklist(db: AsyncSession, seminar: Seminar, today: dt.date) -> dict[str, Any]:
     plan = await db.get(SeminarPlan, seminar.year)
     assert plan is not None
+    rules = await _rules(db, seminar.year)
     submitted = dict((await db.execute(sa.select(SeminarMaterial.item, SeminarMaterial.submitted_on)
                                        .where(SeminarMaterial.seminar_id == seminar.id))).all())
-    items = materials_checklist(seminar.end_date, plan.closing_materials_months, submitted, today)
+    items = materials_checklist(materials_owed(seminar.kind, seminar.funding, rules), seminar.end_date,
+                                plan.closing_materials_months, submitted, today)
     return {
-        "seminar_id": seminar.id, "due": items[0].due,
+        "seminar_id": seminar.id, "due": materials_due(seminar.end_date, plan.closing_materials_months),
         "items": [m.__dict__ for m in items],
         "missing": [m.item for m in items if m.missing],
         "overdue": [m.item for m in items if m.overdue],
-        "subsidy_eligible": subsidy_eligible(seminar.kind, seminar.funding, items, await _rules(db, seminar.year)),
+        "subsidy_eligible": subsidy_eligible(seminar.kind, seminar.funding, items, rules),
     }
 
 
@@ -267,14 +283,27 @@ async def overview(db: AsyncSession, principal: Principal, year: int, today: dt.
         SELECT course_id, sum(credited_hours) FROM hours_ledger.published_records
         WHERE NOT reversed AND course_id = ANY(:ids) GROUP BY course_id"""),
         {"ids": [s.course_id for s in rows if s.course_id]})).all())
+    rosters = {r.seminar_id: r for r in (await db.execute(sa.text("""
+        SELECT seminar_id, trainees, online_trainees FROM hours_ledger.published_seminar_rosters
+        WHERE seminar_id = ANY(:ids)"""), {"ids": [s.id for s in rows]})).all()}
+    rules = await _rules(db, year)
     projects = []
     for s in rows:
         c = await checklist(db, s, today)
+        roster = rosters.get(s.id)
+        on_roster = int(roster.trainees) if roster else 0
+        warnings = list(s.warnings)
+        minimum = minimum_trainees(s.kind, rules)
+        if s.course_id is not None and (roster or today > s.end_date) and on_roster < minimum:
+            warnings.append(f"the roster holds {on_roster} trainees, fewer than the {minimum} a {s.kind} seminar "
+                            f"trains (每期不少于{minimum}人)")
         projects.append({
             "id": str(s.id), "kind": s.kind, "title": s.title, "status": s.status, "start_date": s.start_date,
-            "end_date": s.end_date, "trainees": s.trainees, "budget_yuan": s.budget_yuan, "funding": s.funding,
-            "credited_hours": int(credited.get(s.course_id, 0) or 0), "overdue_items": len(c["overdue"]),
-            "subsidy_eligible": c["subsidy_eligible"]})
+            "end_date": s.end_date, "trainees": s.trainees, "budget_yuan": s.budget_yuan,
+            "subsidy_yuan": _project(out(s)).subsidy, "funding": s.funding,
+            "credited_hours": int(credited.get(s.course_id, 0) or 0), "roster_trainees": on_roster,
+            "roster_online_trainees": int(roster.online_trainees) if roster else 0,
+            "overdue_items": len(c["overdue"]), "subsidy_eligible": c["subsidy_eligible"], "warnings": warnings})
     live = [p for p in projects if p["status"] != "cancelled"]
     return {
         "year": year,
@@ -286,6 +315,7 @@ async def overview(db: AsyncSession, principal: Principal, year: int, today: dt.
         "credited_hours": sum(p["credited_hours"] for p in projects),
         "budget_yuan": sum(p["budget_yuan"] for p in live),
         "fiscal_budget_yuan": sum(p["budget_yuan"] for p in live if p["funding"] == "fiscal"),
+        "subsidy_yuan": sum(p["subsidy_yuan"] for p in live),
         "overdue_items": sum(p["overdue_items"] for p in projects),
         "projects": projects,
     }
@@ -297,9 +327,10 @@ def overview_csv(data: dict[str, Any]) -> str:
 
     out = io.StringIO()
     columns = ["id", "kind", "title", "status", "start_date", "end_date", "trainees", "budget_yuan", "funding",
-               "credited_hours", "overdue_items", "subsidy_eligible"]
+               "credited_hours", "overdue_items", "subsidy_eligible", "subsidy_yuan", "roster_trainees",
+               "roster_online_trainees", "warnings"]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for p in data["projects"]:
-        writer.writerow({k: p[k] for k in columns})
+        writer.writerow({k: "; ".join(p[k]) if k == "warnings" else p[k] for k in columns})
     return "\ufeff" + out.getvalue()  # BOM: spreadsheet programs in China open UTF-8 CSV correctly with it

@@ -15,15 +15,26 @@ from xueshi_shared.iam.models import Principal as PrincipalRow
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import issue_token, revoke_principal_tokens, upsert_base_principal
 from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from xueshi_shared.regions import REGIONS, governing_region
+from xueshi_shared.regions import CODES, REGIONS, governing_region, level_of
 from xueshi_shared.timekeeping import today
 
 from . import schemas
-from .domain.courses import ReviewChecks, course_errors, review_errors, topic_or_field_errors
+from .domain.courses import ReviewChecks, course_errors, review_day_errors, review_errors, topic_or_field_errors
 from .domain.delegations import Period, active, overlaps, stamped_by
 from .domain.plans import plan_errors
 from .domain.regions import base_region_errors
-from .models import Authority, BaseDecision, Course, CourseReview, Delegation, Field, Plan, Topic, TrainingBase
+from .models import (
+    OTHER_TOPIC,
+    Authority,
+    BaseDecision,
+    Course,
+    CourseReview,
+    Delegation,
+    Field,
+    Plan,
+    Topic,
+    TrainingBase,
+)
 from .reference import HR_AUTHORITY
 
 GOVERNING_ROLES = ("province_admin", "city_admin", "authority_reviewer")
@@ -45,6 +56,7 @@ def _plan_out(plan: Plan, topics: list[Topic]) -> dict[str, Any]:
         "year": plan.year, "required_hours": plan.required_hours, "window_start": plan.window_start,
         "deadline": plan.deadline, "max_hours_per_day": plan.max_hours_per_day,
         "minutes_per_hour": plan.minutes_per_hour, "min_exam_questions": plan.min_exam_questions,
+        "identity_failed_share_max": plan.identity_failed_share_max, "other_topics_allowed": plan.other_topics_allowed,
         "source": plan.source,
         "topics": [{"code": t.code, "title": t.title, "hours": t.hours, "examples": t.examples} for t in topics],
     }
@@ -74,7 +86,8 @@ async def create_plan(db: AsyncSession, principal: Principal, body: schemas.Plan
         .values(year=body.year, required_hours=body.required_hours, window_start=body.window_start,
                 deadline=body.deadline, max_hours_per_day=body.max_hours_per_day,
                 minutes_per_hour=body.minutes_per_hour, min_exam_questions=body.min_exam_questions,
-                source=body.source, created_by=principal.id)
+                identity_failed_share_max=body.identity_failed_share_max,
+                other_topics_allowed=body.other_topics_allowed, source=body.source, created_by=principal.id)
         .on_conflict_do_nothing(index_elements=["year"]).returning(Plan.year))
     if inserted is None:
         raise Conflict(f"the {body.year} plan exists already; published plans are not changed", rule="plan-exists",
@@ -187,6 +200,11 @@ async def end_delegation(db: AsyncSession, principal: Principal, delegation_id: 
 
 def list_regions() -> list[dict[str, str]]:
     return [{"code": c, "name": n, "governed_by": governing_region(c) or c} for c, n in REGIONS.items()]
+
+
+def list_region_codes() -> list[dict[str, str | None]]:
+    return [{"code": c, "name": n, "level": level_of(c), "governed_by": governing_region(c) or c}
+            for c, n in CODES.items()]
 
 
 # ---- training bases -----------------------------------------------------------------------------
@@ -422,7 +440,11 @@ async def submit_course(db: AsyncSession, principal: Principal, body: schemas.Co
     if plan is None:
         raise InvalidInput(f"there is no {body.year} plan (see GET /v1/plans)", rule="plan-unknown", field="year")
     topic_hours = None
-    if body.category == "public":
+    if body.category == "public" and body.topic == OTHER_TOPIC:
+        if not plan.other_topics_allowed:
+            raise InvalidInput(f"the {body.year} plan allows no other topics (原则上不得另行开设其它主题的培训)",
+                               rule="other-topics-not-allowed", field="topic")
+    elif body.category == "public":
         topic = await db.get(Topic, (body.year, body.topic))
         if topic is None:
             raise InvalidInput(f"the {body.year} plan has no topic {body.topic!r}", rule="topic-unknown",
@@ -479,11 +501,17 @@ async def review_course(db: AsyncSession, principal: Principal, course_id: uuid.
         raise Conflict(f"the course is {course.status}; only a course awaiting review can be reviewed",
                        rule="course-not-pending")
     checks = ReviewChecks(wording=body.checks.wording, policy=body.checks.policy, ideology=body.checks.ideology)
-    InvalidInput.check(review_errors(body.decision, checks, body.reviewers))
+    plan = await db.get(Plan, course.year)
+    assert plan is not None  # a course names an existing plan (foreign key)
+    reviewed_on = body.reviewed_on or today()
+    InvalidInput.check(review_errors(body.decision, checks, body.reviewers)
+                       + review_day_errors(reviewed_on, today(), plan.window_start))
     db.add(CourseReview(course_id=course.id, decision=body.decision, reviewers=body.reviewers,
                         wording=checks.wording, policy=checks.policy, ideology=checks.ideology,
-                        comment=body.comment, recorded_by=principal.id))
+                        comment=body.comment, reviewed_on=reviewed_on, recorded_by=principal.id))
     course.status = body.decision
+    if body.decision == "approved":
+        course.live_from = reviewed_on
     await db.flush()
     return course
 
@@ -511,11 +539,11 @@ async def course_out(db: AsyncSession, course: Course) -> dict[str, Any]:
         "year": course.year, "category": course.category, "topic": course.topic, "field": course.field,
         "hours": course.hours, "mode": course.mode, "exam_questions": course.exam_questions,
         "status": course.status, "submitted_at": course.submitted_at, "withdrawn_at": course.withdrawn_at,
-        "withdrawal_reason": course.withdrawal_reason,
+        "withdrawal_reason": course.withdrawal_reason, "live_from": course.live_from, "seminar_id": course.seminar_id,
         "review": None if review is None else {
             "decision": review.decision, "reviewers": review.reviewers, "comment": review.comment,
             "checks": {"wording": review.wording, "policy": review.policy, "ideology": review.ideology},
-            "recorded_at": review.recorded_at},
+            "reviewed_on": review.reviewed_on, "recorded_at": review.recorded_at},
     }
 
 

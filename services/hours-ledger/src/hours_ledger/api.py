@@ -108,6 +108,16 @@ async def transcript(
     return await service.transcript(session, principal, request.app.state.pii_keys, id_number, year)
 
 
+@router.post("/v1/people/name-corrections", response_model=schemas.NameCorrectionOut, status_code=201,
+             summary="Correct the name registered for an ID number (HR staff in scope; the old name is kept)")
+async def correct_name(body: schemas.NameCorrectionIn, request: Request, principal: CurrentPrincipal,
+                       session: DbSession) -> dict:
+    result = await service.correct_name(session, principal, request.app.state.pii_keys, body.id_number, body.name,
+                                        body.reason, now())
+    request.state.audit_target = {"person": result.pop("person")}
+    return result
+
+
 @router.get("/v1/ledger/integrity", response_model=schemas.IntegrityOut,
             summary="Re-check every person's hash chain (auditor, province_admin)")
 async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict:

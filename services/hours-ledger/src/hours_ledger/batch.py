@@ -69,12 +69,11 @@ _STATES = """
              coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
       FROM hours_ledger.person_days pd WHERE pd.person_id = x.pid AND pd.day BETWEEN x.dlo AND x.dhi) AS d"""
 
-_TOPICS_USED = """
-    SELECT x.pid, x.year, x.topic, coalesce(sum(r.credited_hours), 0) AS used
-    FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS x(pid, year, topic)
-    LEFT JOIN hours_ledger.records r ON r.person_id = x.pid AND r.year = x.year AND r.category = 'public'
-      AND r.topic = x.topic AND r.reversed_at IS NULL
-    GROUP BY x.pid, x.year, x.topic"""
+# Per person and plan year: the 学时 credited per public topic and per course.
+_USED = """
+    SELECT x.pid, x.year, used.*
+    FROM unnest($1::bigint[], $2::smallint[]) AS x(pid, year)
+    CROSS JOIN LATERAL (""" + service.USED_BY_PERSON.format(person="x.pid", year="x.year") + """) AS used"""
 
 _WRITE = """
     WITH rec AS (
@@ -95,9 +94,9 @@ _WRITE = """
         AS u(base, id, ext, pid, year, digest)),
     sit AS (
       INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
-        identity_passed, identity_failed)
+        identity_passed, identity_failed, mode)
       SELECT * FROM unnest($22::bigint[], $23::smallint[], $24::uuid[], $25::timestamptz[], $26::timestamptz[],
-                           $27::int[], $28::int[], $29::int[])),
+                           $27::int[], $28::int[], $29::int[], $50::text[])),
     alloc AS (
       INSERT INTO hours_ledger.allocations (person_id, year, record_id, day, started_at, ended_at, seconds)
       SELECT u.pid, u.year, u.rid, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
@@ -114,8 +113,9 @@ _WRITE = """
       FROM unnest($39::uuid[], $40::bigint[], $41::int[], $42::uuid[], $43::smallint[], $44::int[], $45::bytea[],
                   $46::bytea[])
         AS u(actor, pid, seq, rid, hours, seconds, prev, hash))
-    UPDATE hours_ledger.people p SET entry_count = u.seq, last_hash = u.hash
-    FROM unnest($47::bigint[], $48::int[], $49::bytea[]) AS u(pid, seq, hash) WHERE p.id = u.pid"""
+    UPDATE hours_ledger.people p SET entry_count = u.seq, last_hash = u.hash,
+      name = CASE WHEN p.entry_count = 0 THEN u.name ELSE p.name END  -- the first record written fixes the name
+    FROM unnest($47::bigint[], $48::int[], $49::bytea[], $51::text[]) AS u(pid, seq, hash, name) WHERE p.id = u.pid"""
 
 
 def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[tuple[int, schemas.RecordIn]]]:
@@ -189,7 +189,10 @@ async def push_batch(engine: AsyncEngine, senders: list[Principal], records: lis
         pending = [i for i in admitted if _key(admitted[i]) not in replays]
         # Each pending record's person, by the keyed hash of the ID number.
         hashes = {i: keys.lookup_hash(normalise_id_number(admitted[i].body.id_number)) for i in pending}
-        await _create_people(conn, keys, {hashes[i]: admitted[i].body for i in pending})
+        first: dict[bytes, schemas.RecordIn] = {}
+        for i in pending:  # a new person is created with the name of its first record
+            first.setdefault(hashes[i], admitted[i].body)
+        await _create_people(conn, keys, first)
     async with service.transaction(engine) as conn:
         return await _apply(conn, senders, admitted, hashes, replays, results, keys, now)
 
@@ -210,16 +213,17 @@ async def _apply(conn: asyncpg.Connection, senders: list[Principal], admitted: d
                  results: list[dict[str, Any] | None], keys: PiiKeys, now: dt.datetime) -> list[dict[str, Any]]:
     pending = list(hashes)
     digests = {i: service.request_hash(keys, a.body) for i, a in admitted.items()}
-    people = {bytes(r["id_hash"]): (r["id"], r["entry_count"], bytes(r["last_hash"]))
-              for r in await conn.fetch(service.FIND_PEOPLE, list(set(hashes.values())))}
+    people = {bytes(r["id_hash"]): r for r in await conn.fetch(service.FIND_PEOPLE, list(set(hashes.values())))}
     if len(people) != len(set(hashes.values())):
         raise Retry("a person created by the first transaction is missing")
     # Retries that landed while we waited for the locks.
     replays.update(await _replays(conn, [_key(admitted[i]) for i in pending]))
 
-    states, topics = await _states(conn, [(people[hashes[i]][0], admitted[i]) for i in pending
-                                          if _key(admitted[i]) not in replays])
-    heads = {pid: (count, last) for pid, count, last in people.values()}
+    states = await _states(conn, [(people[hashes[i]]["id"], admitted[i]) for i in pending
+                                  if _key(admitted[i]) not in replays])
+    heads = {r["id"]: (r["entry_count"], bytes(r["last_hash"])) for r in people.values()}
+    # Each person's registered name, and whether it is fixed (the person has entries, or a record of this batch).
+    names = {r["id"]: (r["name"], r["entry_count"] > 0) for r in people.values()}
     written: dict[tuple[uuid.UUID, str], service.Staged] = {}
     staged: list[tuple[service.Staged, Principal]] = []
     for i, a in admitted.items():
@@ -235,22 +239,20 @@ async def _apply(conn: asyncpg.Connection, senders: list[Principal], admitted: d
                     raise service.external_id_reused(external_id, earlier.record_id)
                 results[i] = {"status": 200, "result": earlier.result()}
                 continue
+            pid = people[hashes[i]]["id"]
+            service.check_name(*names[pid], a.body.name)
         except Problem as exc:
             results[i] = _refused(exc)
             continue
-        pid = people[hashes[i]][0]
-        topic_key = (pid, a.course["year"], a.course["topic"])
-        one = service.stage(a, pid, heads[pid], states[pid], topics.get(topic_key, 0), digests[i], senders[i].id,
-                            now)
-        service.apply_to_state(one, states[pid])
+        if not names[pid][1]:
+            names[pid] = (a.body.name, True)
+        one = service.stage(a, pid, heads[pid], states[pid], digests[i], senders[i].id, now)
         heads[pid] = (one.seq, one.entry)
-        if a.course["category"] == "public":
-            topics[topic_key] = topics.get(topic_key, 0) + one.decision.credited_hours
         written[key] = one
         staged.append((one, senders[i]))
         results[i] = {"status": 201, "result": one.result()}
     if staged:
-        await _write(conn, staged, heads, now)
+        await _write(conn, staged, heads, {pid: name for pid, (name, _) in names.items()}, now)
     return results  # type: ignore[return-value]
 
 
@@ -269,17 +271,15 @@ async def _create_people(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[b
             [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])
 
 
-async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitted]]
-                  ) -> tuple[dict[int, rules.PersonState], dict[tuple[int, int, str], int]]:
+async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitted]]) -> dict[int, rules.PersonState]:
     spans: dict[int, tuple[int, int]] = {}
-    topic_keys: set[tuple[int, int, str]] = set()
+    years: set[tuple[int, int]] = set()
     for pid, a in work:
         lo, hi = spans.get(pid, (a.sittings[0].start, a.sittings[0].end))
         for s in a.sittings:
             lo, hi = min(lo, s.start), max(hi, s.end)
         spans[pid] = (lo, hi)
-        if a.course["category"] == "public":
-            topic_keys.add((pid, a.course["year"], a.course["topic"]))
+        years.add((pid, a.course["year"]))
     pids = list(spans)
     rows = await conn.fetch(_STATES, pids, [service._instant(spans[p][0]) for p in pids],
                             [service._instant(spans[p][1]) for p in pids],
@@ -287,19 +287,19 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, service.Admitt
     states = {r["pid"]: rules.PersonState(busy=list(zip(r["starts"], r["ends"], strict=True)),
                                           day_used=dict(zip(r["days"], r["day_seconds"], strict=True)))
               for r in rows}
-    topics: dict[tuple[int, int, str], int] = {}
-    if topic_keys:
-        keys = sorted(topic_keys)
-        for r in await conn.fetch(_TOPICS_USED, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]):
-            topics[(r["pid"], r["year"], r["topic"])] = int(r["used"])
-    return states, topics
+    if years:
+        wanted = sorted(years)
+        for r in await conn.fetch(_USED, [p for p, _ in wanted], [y for _, y in wanted]):
+            service.used_state(states[r["pid"]], r["year"], r)
+    return states
 
 
 async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Principal]],
-                 heads: dict[int, tuple[int, bytes]], now: dt.datetime) -> None:
+                 heads: dict[int, tuple[int, bytes]], names: dict[int, str], now: dt.datetime) -> None:
     instant = service._instant
     staged = [one for one, _ in sent]
     sit: list[list[Any]] = [[] for _ in range(8)]
+    sitting_modes: list[str | None] = []
     alloc: list[list[Any]] = [[] for _ in range(6)]
     per_day: dict[tuple[int, dt.date], int] = defaultdict(int)
     for one in staged:
@@ -308,6 +308,7 @@ async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Prin
             for column, value in zip(sit, (one.person_id, year, one.record_id, instant(s.start), instant(s.end),
                                            s.media_seconds, s.id_passed, s.id_failed), strict=True):
                 column.append(value)
+            sitting_modes.append(s.mode)
         for a in one.decision.allocations:
             for column, value in zip(alloc, (one.person_id, year, one.record_id, a.day, instant(a.start),
                                              instant(a.end)), strict=True):
@@ -334,7 +335,8 @@ async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Prin
             [one.person_id for one in staged], [one.seq for one in staged], [one.record_id for one in staged],
             [one.decision.credited_hours for one in staged], [one.decision.counted_seconds for one in staged],
             [one.prev for one in staged], [one.entry for one in staged],
-            touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched])
+            touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched], sitting_modes,
+            [names[p] for p in touched])
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise

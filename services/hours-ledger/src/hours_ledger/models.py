@@ -116,6 +116,8 @@ class Sitting(Base):
     media_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     identity_passed: Mapped[int | None] = mapped_column(sa.Integer)
     identity_failed: Mapped[int | None] = mapped_column(sa.Integer)
+    # A mixed course's sitting: 'online' or 'offline' (null for the sittings of other courses).
+    mode: Mapped[str | None] = mapped_column(sa.String(8))
     __table_args__ = (
         _record_fk(),
         sa.Index("sittings_person_start", "person_id", "started_at"),
@@ -180,6 +182,20 @@ class SeminarTrainee(Base):
     seminar_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"), primary_key=True)
     title_level: Mapped[str] = mapped_column(sa.String(16))
+    online: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     assessment_passed: Mapped[bool | None] = mapped_column(sa.Boolean)
     record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     uploaded_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class NameChange(Base):
+    """A correction of a person's name by HR staff: the name before and after, why, by whom (the history)."""
+
+    __tablename__ = "name_changes"
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("people.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    old_name: Mapped[str] = mapped_column(sa.Text)
+    new_name: Mapped[str] = mapped_column(sa.Text)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    actor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    changed_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

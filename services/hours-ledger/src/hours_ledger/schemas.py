@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 from pydantic_core import PydanticCustomError
+from xueshi_shared.regions import is_fujian_code
 from xueshi_shared.schemas import StrictModel, Uscc
 
 IdType = Literal["RIC", "passport", "hk_macau_permit", "taiwan_permit"]
@@ -26,10 +27,19 @@ def _instant(value: dt.datetime) -> dt.datetime:
 Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
 
 
+def _fujian_code(value: str) -> str:
+    if not is_fujian_code(value):
+        raise PydanticCustomError("region-code", "not a GB/T 2260 code in force in Fujian (see GET /v1/region-codes)")
+    return value
+
+
 class Unit(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     uscc: Uscc
-    region: Annotated[str, Field(pattern=r"^35[0-9]{4}$", description="The unit's Fujian region code (GB/T 2260).")]
+    region: Annotated[str, Field(pattern=r"^35[0-9]{4}$", description=(
+        "The unit's region: a GB/T 2260 code in force in Fujian (350000 for 省直单位, a city, or a county; "
+        "GET /v1/region-codes). A municipal or county base pushes only units inside its training scope.")),
+        AfterValidator(_fujian_code)]
 
 
 class IdentityChecks(StrictModel):
@@ -43,6 +53,9 @@ class SittingIn(StrictModel):
     media_seconds: Annotated[int | None, Field(ge=0, le=86_400 * 10)] = Field(
         default=None, description="Seconds of content actually played (online and live study).")
     identity_checks: IdentityChecks | None = Field(default=None, description="Online and live study.")
+    mode: Literal["online", "offline"] | None = Field(default=None, description=(
+        "A mixed course's sittings only, and required there: whether the sitting was online (it then needs "
+        "media_seconds and identity_checks) or offline."))
 
 
 class ExamIn(StrictModel):
@@ -56,7 +69,9 @@ class RecordIn(StrictModel):
     course_id: uuid.UUID
     id_type: IdType
     id_number: Annotated[str, Field(min_length=5, max_length=32)]
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100, description=(
+        "The person's name: the registry's name for the ID number (the first record written fixed it; a different "
+        "name is `409 name-mismatch`)."))]
     unit: Unit
     sittings: Annotated[list[SittingIn], Field(min_length=1, max_length=200)]
     exam: ExamIn | None = None
@@ -118,8 +133,11 @@ class FieldLine(BaseModel):
 
 class PublicPart(BaseModel):
     required_hours: int
-    credited_hours: int
+    credited_hours: int = Field(description="学时 of the plan's topics: what the plan's requirement counts.")
     topics: list[TopicLine]
+    other_topics_hours: int = Field(description=(
+        "学时 of other public topics (`topic: other`), credited only after the plan's topics hold the required "
+        "学时; listed apart, never counted toward the requirement, counted in `total_hours`."))
 
 
 class ProfessionalPart(BaseModel):
@@ -147,10 +165,18 @@ class TranscriptRecord(BaseModel):
     reversal_reason: str | None
 
 
+class NameChangeOut(BaseModel):
+    old_name: str
+    new_name: str
+    reason: str
+    changed_at: dt.datetime
+
+
 class Transcript(BaseModel):
     id_number: str = Field(description="Masked, e.g. 350102********123X.")
     id_type: str
     name: str
+    name_history: list[NameChangeOut] = Field(description="Corrections of the registered name, oldest first.")
     year: int
     public: PublicPart
     professional: ProfessionalPart
@@ -159,6 +185,22 @@ class Transcript(BaseModel):
     yearly_requirement_met: bool = Field(description=(
         "人社部令第25号: at least 90 学时 a year, of which professional subjects at least two thirds."))
     records: list[TranscriptRecord]
+
+
+PersonName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class NameCorrectionIn(StrictModel):
+    id_number: Annotated[str, Field(min_length=5, max_length=32, description="In the body, never in a URL.")]
+    name: PersonName = Field(description="The person's correct name, as on the ID document.")
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class NameCorrectionOut(BaseModel):
+    id_number: str = Field(description="Masked.")
+    name: str
+    previous_name: str
+    changed_at: dt.datetime
 
 
 class IntegrityProblem(BaseModel):
@@ -177,6 +219,10 @@ class IntegrityOut(BaseModel):
 class AttendanceDay(StrictModel):
     started_at: Instant = Field(description="Sign-in.")
     ended_at: Instant = Field(description="Sign-out.")
+    identity_checks: IdentityChecks | None = Field(default=None, description=(
+        "Online trainees (required for them): the identity checks of the day's online attendance."))
+    media_seconds: Annotated[int | None, Field(ge=0, le=86_400 * 10)] = Field(default=None, description=(
+        "Online trainees, optional: seconds actually attended online; the day then counts at most these."))
 
 
 class SeminarTraineeIn(StrictModel):
@@ -186,6 +232,8 @@ class SeminarTraineeIn(StrictModel):
     title_level: Literal["senior", "deputy_senior", "intermediate", "junior", "none"] = Field(
         description="职称级别: 正高, 副高, 中级, 初级, none.")
     unit: Unit
+    online: bool = Field(description=(
+        "Whether the trainee attended online (mixed seminars only; at most the plan's share of the roster, 50%)."))
     days: Annotated[list[AttendanceDay], Field(min_length=1, max_length=31)]
     assessment_passed: bool | None = Field(default=None, description="National seminars: the completion assessment.")
 

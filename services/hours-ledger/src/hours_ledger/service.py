@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import uuid
@@ -17,6 +18,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import asyncpg
@@ -29,10 +31,11 @@ from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import LIVE_TOKENS
 from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
 from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unavailable
+from xueshi_shared.regions import within
 
 from . import schemas
-from .domain import rules
-from .models import ZERO_HASH, Allocation, Entry, Person, PersonDay, PersonKey, Record, Sitting
+from .domain import names, rules
+from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting
 
 HR_AUTHORITY = "A12"
 # 人社部令第25号《专业技术人员继续教育规定》第八条: at least 90 学时 a year, professional at least two thirds.
@@ -143,10 +146,32 @@ async def _driver(db: AsyncSession) -> asyncpg.Connection:
 
 # What the push reads of a course and its plan (the single and the batch path alike).
 COURSE_COLUMNS = """c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
+           c.live_from, c.seminar_id, c.base_scope_region,
            p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
-           t.hours AS topic_hours"""
+           p.required_hours, p.identity_failed_share_max, t.hours AS topic_hours"""
 COURSE_JOINS = """LEFT JOIN catalog.published_plans p ON p.year = c.year
     LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
+
+# What the person was credited in a plan year, per public topic and per course (the rules' topic allotments, the
+# other topics' prerequisite, a course credited once): four arrays, from one scan of the person's records of the year.
+USED_BY_PERSON = """
+    SELECT coalesce(array_agg(u.topic) FILTER (WHERE u.per_topic AND u.topic IS NOT NULL), '{{}}') AS topics,
+           coalesce(array_agg(u.hours) FILTER (WHERE u.per_topic AND u.topic IS NOT NULL), '{{}}') AS topic_hours,
+           coalesce(array_agg(u.course_id) FILTER (WHERE NOT u.per_topic), '{{}}') AS courses,
+           coalesce(array_agg(u.hours) FILTER (WHERE NOT u.per_topic), '{{}}') AS course_hours
+    FROM (SELECT r.topic, r.course_id, sum(r.credited_hours)::int AS hours, GROUPING(r.course_id) = 1 AS per_topic
+          FROM hours_ledger.records r
+          WHERE r.person_id = {person} AND r.year = {year} AND r.reversed_at IS NULL AND r.credited_hours > 0
+          GROUP BY GROUPING SETS ((r.topic), (r.course_id))) u"""
+
+
+def used_state(state: rules.PersonState, year: int, row: Any) -> None:
+    """Fill `state` with a row of USED_BY_PERSON (the person's credited 学时 of plan year `year`)."""
+    for topic, hours in zip(row["topics"], row["topic_hours"], strict=True):
+        state.topic_used[(year, topic)] = hours
+    for course, hours in zip(row["courses"], row["course_hours"], strict=True):
+        state.course_used[course_key(course)] = hours
+
 
 # The base's standing, the course with its plan, and whether the base already sent this external id: one
 # round trip. (It reads record_keys, never records: a year's partitions may still have to be opened.)
@@ -167,7 +192,7 @@ _REPLAYED = """
 # Finds people by the ID numbers' keyed hashes and takes their row locks, in person-id order (so that two
 # transactions locking several people never wait on each other in a cycle).
 FIND_PEOPLE = """
-    SELECT k.id_hash, p.id, p.entry_count, p.last_hash
+    SELECT k.id_hash, p.id, p.entry_count, p.last_hash, p.name
     FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
     WHERE k.id_hash = ANY($1::bytea[])
     ORDER BY p.id
@@ -186,7 +211,7 @@ NEW_PEOPLE = """
       RETURNING id_hash, person_id)
     INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
     SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash
-    RETURNING id_hash, id, entry_count, last_hash"""
+    RETURNING id_hash, id, entry_count, last_hash, name"""
 
 _YEAR_OPEN = """
     SELECT count(*) = 3 FROM pg_inherits
@@ -201,13 +226,11 @@ _opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = w
 # while this push waited for the person's lock.
 _STATE = """
     SELECT busy.starts AS busy_starts, busy.ends AS busy_ends, d.days, d.day_seconds,
-      (SELECT coalesce(sum(r.credited_hours), 0) FROM hours_ledger.records r
-       WHERE r.person_id = $1 AND r.year = $6::smallint AND r.category = 'public' AND r.topic = $7::text
-         AND r.reversed_at IS NULL) AS topic_used,
+      used.topics, used.topic_hours, used.courses, used.course_hours,
       rk.request_hash AS replay_hash, rk.record_id AS replay_id, rk.person_id AS replay_person,
       rk.year AS replay_year
     FROM (SELECT 1) one
-    LEFT JOIN hours_ledger.record_keys rk ON rk.base_id = $8::uuid AND rk.external_id = $9::text
+    LEFT JOIN hours_ledger.record_keys rk ON rk.base_id = $7::uuid AND rk.external_id = $8::text
     CROSS JOIN
       (SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
               coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
@@ -220,7 +243,8 @@ _STATE = """
       (SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
               coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
        FROM hours_ledger.person_days pd
-       WHERE pd.person_id = $1 AND pd.day BETWEEN $4::date AND $5::date) AS d"""
+       WHERE pd.person_id = $1 AND pd.day BETWEEN $4::date AND $5::date) AS d
+    CROSS JOIN (""" + USED_BY_PERSON.format(person="$1", year="$6::smallint") + """) AS used"""
 
 # Everything a push writes, in one statement (data-modifying CTEs share one snapshot; foreign keys are
 # checked at its end, when the record row exists).
@@ -236,9 +260,10 @@ _WRITE = """
       VALUES ($2, $3, $4, $5, $7, $1)),
     sit AS (
       INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
-        identity_passed, identity_failed)
-      SELECT $5, $7, $1, u.s, u.e, u.m, u.p, u.f
-      FROM unnest($22::timestamptz[], $23::timestamptz[], $24::int[], $25::int[], $26::int[]) AS u(s, e, m, p, f)),
+        identity_passed, identity_failed, mode)
+      SELECT $5, $7, $1, u.s, u.e, u.m, u.p, u.f, u.mode
+      FROM unnest($22::timestamptz[], $23::timestamptz[], $24::int[], $25::int[], $26::int[], $37::text[])
+        AS u(s, e, m, p, f, mode)),
     alloc AS (
       INSERT INTO hours_ledger.allocations (person_id, year, record_id, day, started_at, ended_at, seconds)
       SELECT $5, $7, $1, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
@@ -251,7 +276,9 @@ _WRITE = """
       INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
         recorded_at, prev_hash, hash)
       VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35))
-    UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35 WHERE id = $5"""
+    UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35,
+      name = CASE WHEN entry_count = 0 THEN $36 ELSE name END  -- the first record written fixes the name
+    WHERE id = $5"""
 
 
 async def open_year(conn: asyncpg.Connection, url: sa.URL, year: int) -> None:
@@ -281,7 +308,7 @@ async def open_year(conn: asyncpg.Connection, url: sa.URL, year: int) -> None:
 
 
 async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: str, name: str) -> Any:
-    """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash)."""
+    """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash, name)."""
     number = normalise_id_number(id_number)
     conn = await _driver(db)
     digest = [keys.lookup_hash(number)]
@@ -299,6 +326,15 @@ def external_id_reused(external_id: str, record_id: Any = None) -> Conflict:
     extra = {} if record_id is None else {"record_id": str(record_id)}
     return Conflict(f"external_id {external_id!r} was already used by this base for a different record",
                     rule="external-id-reused", field="external_id", **extra)
+
+
+def check_name(registered: str, established: bool, sent: str) -> None:
+    """One person, one name: a record names the person as the registry does (its first record fixed the name;
+    HR staff correct it: POST /v1/people/name-corrections). `established`: the person has ledger entries."""
+    if established and not names.same_name(registered, sent):
+        raise Conflict("the name differs from the registry's name for this ID number; HR staff correct a "
+                       "registered name (POST /v1/people/name-corrections)", rule="name-mismatch", field="name",
+                       registered_name=names.mask_name(registered), sent_name=names.mask_name(sent))
 
 
 def _check_repeat(stored_hash: bytes, digest: bytes, external_id: str, record_id: Any) -> None:
@@ -332,32 +368,71 @@ class Admitted:
     body: schemas.RecordIn
     course: Any
     plan: rules.PlanRules
+    facts: rules.CourseFacts
     sittings: list[rules.Sitting]
     exam: rules.Exam | None
 
 
-def admit(course: Any, body: schemas.RecordIn, base_id: uuid.UUID, now: dt.datetime) -> Admitted:
-    """The checks that refuse a record as a whole (422), given its course row (None: unknown course)."""
-    problem = id_number_error(body.id_type, body.id_number)
+def check_id_number(id_type: str, id_number: str) -> None:
+    """Refuse an ID number that is not valid for its type (`id-number`, naming the part) or that is a resident ID
+    number sent under another type (`id-type-mismatch`)."""
+    problem = id_number_error(id_type, id_number)
     if problem:
-        raise InvalidInput(problem, rule="id-number", field="id_number")
+        raise InvalidInput(problem.detail, rule=problem.rule, part=problem.part,
+                           field="id_type" if problem.rule == "id-type-mismatch" else "id_number")
+
+
+@functools.lru_cache(maxsize=256)
+def plan_rules(window_start: dt.date, deadline: dt.date, max_hours_per_day: int, minutes_per_hour: int,
+               min_exam_questions: int, required_hours: int, identity_failed_share_max: Any) -> rules.PlanRules:
+    """A plan's numbers as the rules take them (built once per plan and process)."""
+    return rules.PlanRules(
+        window_start=rules.day_bounds(window_start)[0], window_end=rules.day_bounds(deadline)[1],
+        max_hours_per_day=max_hours_per_day, minutes_per_hour=minutes_per_hour, min_exam_questions=min_exam_questions,
+        required_hours=required_hours, identity_failed_share_max=Fraction(identity_failed_share_max))
+
+
+def admit(course: Any, body: schemas.RecordIn, base_id: uuid.UUID, now: dt.datetime, *,
+          seminar: bool = False) -> Admitted:
+    """The checks that refuse a record as a whole (422), given its course row (None: unknown course).
+    `seminar`: the record comes from a seminar's attendance upload, the only door to a seminar's course."""
+    check_id_number(body.id_type, body.id_number)
     if course is None or course["base_id"] != base_id:
         raise InvalidInput("no course of this base has that id", rule="course-unknown", field="course_id")
     if not course["accepting_records"]:
         raise InvalidInput(f"the course is {course['status']}; only approved courses receive records",
                            rule="course-not-approved", field="course_id")
-    plan = rules.PlanRules(
-        window_start=rules.day_bounds(course["window_start"])[0], window_end=rules.day_bounds(course["deadline"])[1],
-        max_hours_per_day=course["max_hours_per_day"], minutes_per_hour=course["minutes_per_hour"],
-        min_exam_questions=course["min_exam_questions"])
+    if (course["seminar_id"] is not None) != seminar:
+        if seminar:  # not reachable through the API: a seminar's course is created with the seminar
+            raise InvalidInput("the course is not a seminar's attendance course", rule="seminar-course",
+                               field="course_id")
+        raise InvalidInput("a seminar's course takes records only through its attendance upload "
+                           "(POST /v1/seminars/{id}/attendance)", rule="seminar-course", field="course_id")
+    if not seminar and not within(body.unit.region, course["base_scope_region"]):
+        raise InvalidInput(f"the unit's region lies outside the base's training scope ({course['base_scope_region']})",
+                           rule="unit-outside-scope", field="unit.region")
+    plan = plan_rules(course["window_start"], course["deadline"], course["max_hours_per_day"],
+                      course["minutes_per_hour"], course["min_exam_questions"], course["required_hours"],
+                      course["identity_failed_share_max"])
+    public = course["category"] == "public"
+    facts = rules.CourseFacts(
+        mode=course["mode"], hours=course["hours"], year=course["year"], topic=course["topic"] if public else None,
+        allotment=course["topic_hours"] if public else None, key=course_key(body.course_id),
+        live_from=None if course["live_from"] is None else rules.day_bounds(course["live_from"])[0],
+        seminar=seminar)
     sittings = [rules.Sitting(
         _epoch(s.started_at), _epoch(s.ended_at), s.media_seconds,
         None if s.identity_checks is None else s.identity_checks.passed,
-        None if s.identity_checks is None else s.identity_checks.failed) for s in body.sittings]
+        None if s.identity_checks is None else s.identity_checks.failed, s.mode) for s in body.sittings]
     exam = None if body.exam is None else rules.Exam(body.exam.questions, body.exam.correct, body.exam.passed)
-    refused = rules.refusals(course["mode"], plan, sittings, exam, _epoch(now))
+    refused = rules.refusals(facts, plan, sittings, exam, _epoch(now))
     InvalidInput.check([FieldError(f, r, d) for f, r, d in refused])
-    return Admitted(body, course, plan, sittings, exam)
+    return Admitted(body, course, plan, facts, sittings, exam)
+
+
+def course_key(course_id: Any) -> str:
+    """A course as the person's state knows it (asyncpg's and Python's UUIDs alike)."""
+    return str(course_id)
 
 
 @dataclass(slots=True)
@@ -382,13 +457,12 @@ class Staged:
                 "adjustments": self.adjustments}
 
 
-def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: rules.PersonState,
-          topic_used: int, digest: bytes, actor_id: uuid.UUID, now: dt.datetime) -> Staged:
-    """Decide a record against the person's state and chain head (entry_count, last_hash)."""
-    course = admitted.course
-    topic_remaining = max(0, course["topic_hours"] - topic_used) if course["category"] == "public" else None
-    decision = rules.decide(rules.CourseFacts(course["mode"], course["hours"], topic_remaining), admitted.plan,
-                            admitted.sittings, admitted.exam, state)
+def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: rules.PersonState, digest: bytes,
+          actor_id: uuid.UUID, now: dt.datetime) -> Staged:
+    """Decide a record against the person's state and chain head (entry_count, last_hash), and take the decision
+    into `state` (what the ledger holds for the person once the record is written)."""
+    decision = rules.decide(admitted.facts, admitted.plan, admitted.sittings, admitted.exam, state)
+    state.add(admitted.facts, admitted.sittings, decision)
     record_id = uuid.uuid4()
     adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
                     "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
@@ -396,15 +470,8 @@ def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: ru
     entry = entry_hash(prev, person_id=person_id, seq=seq, record_id=record_id, kind="credit",
                        hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=actor_id,
                        reason=None, recorded_at=now)
-    return Staged(record_id, person_id, admitted, digest, decision, decision.status(course["hours"]), adjustments,
-                  seq, prev, entry)
-
-
-def apply_to_state(staged: Staged, state: rules.PersonState) -> None:
-    """What the ledger holds for the person once `staged` is written (its sittings, its counted seconds)."""
-    state.busy.extend((s.start, s.end) for s in staged.admitted.sittings)
-    for a in staged.decision.allocations:
-        state.day_used[a.day] = state.day_used.get(a.day, 0) + a.seconds
+    return Staged(record_id, person_id, admitted, digest, decision, decision.status(admitted.course["hours"]),
+                  adjustments, seq, prev, entry)
 
 
 def forget_year(year: int) -> None:
@@ -413,13 +480,14 @@ def forget_year(year: int) -> None:
 
 
 async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
-                      now: dt.datetime) -> tuple[int, dict[str, Any]]:
-    """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result)."""
+                      now: dt.datetime, *, seminar: bool = False) -> tuple[int, dict[str, Any]]:
+    """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result). `seminar`: the
+    record comes from a seminar's attendance upload (`admit`)."""
     base_id = principal.require_base()
     conn = await _driver(db)
     course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id, body.external_id)
     check_standing(course["base_status"], course["suspended"])
-    admitted = admit(course if course["base_id"] is not None else None, body, base_id, now)
+    admitted = admit(course if course["base_id"] is not None else None, body, base_id, now, seminar=seminar)
     digest = request_hash(keys, body)
     if course["replay_id"] is not None:
         return await _replay(conn, course, digest, body.external_id)
@@ -429,14 +497,15 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
     sittings = admitted.sittings
     lo, hi = min(s.start for s in sittings), max(s.end for s in sittings)
     state_row = await conn.fetchrow(_STATE, person["id"], _instant(lo), _instant(hi), rules.day_of(lo),
-                                    rules.day_of(hi - 1), course["year"], course["topic"], base_id,
-                                    body.external_id)
+                                    rules.day_of(hi - 1), course["year"], base_id, body.external_id)
     if state_row["replay_id"] is not None:  # a retry of the same record landed while we waited for the lock
         return await _replay(conn, state_row, digest, body.external_id)
+    check_name(person["name"], person["entry_count"] > 0, body.name)
     state = rules.PersonState(busy=list(zip(state_row["busy_starts"], state_row["busy_ends"], strict=True)),
                               day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
-    staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state,
-                   int(state_row["topic_used"]), digest, principal.id, now)
+    used_state(state, course["year"], state_row)
+    staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state, digest,
+                   principal.id, now)
     decision = staged.decision
     per_day: dict[dt.date, int] = defaultdict(int)
     for a in decision.allocations:
@@ -452,7 +521,8 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
             [s.media_seconds for s in sittings], [s.id_passed for s in sittings], [s.id_failed for s in sittings],
             [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
             [_instant(a.end) for a in decision.allocations],
-            list(per_day), list(per_day.values()), staged.seq, principal.id, staged.prev, staged.entry)
+            list(per_day), list(per_day.values()), staged.seq, principal.id, staged.prev, staged.entry, body.name,
+            [s.mode for s in sittings])
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise
@@ -565,16 +635,23 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
             "first_sitting": first, "last_sitting": last, "adjustments": r.adjustments,
             "reversed": r.reversed_at is not None, "reversal_reason": r.reversal_reason,
         })
+    # Other topics are listed apart and never count toward the plan's requirement (they count toward the year's).
+    other_hours = public_by_topic.pop(rules.OTHER_TOPIC, 0)
     public_hours = sum(public_by_topic.values())
     professional_hours = sum(professional_by_field.values())
-    total_hours = public_hours + professional_hours
+    total_hours = public_hours + other_hours + professional_hours
+    history = (await db.execute(sa.select(NameChange).where(NameChange.person_id == person.id)
+                                .order_by(NameChange.id))).scalars().all()
     required = plan.required_hours if plan else 0
     share_num, share_den = PROFESSIONAL_SHARE
     return {
         "id_number": person.id_masked, "id_type": person.id_type, "name": person.name, "year": year,
+        "name_history": [{"old_name": h.old_name, "new_name": h.new_name, "reason": h.reason,
+                          "changed_at": h.changed_at} for h in history],
         "public": {"required_hours": required, "credited_hours": public_hours,
                    "topics": [{"code": c, "title": t, "allotment": h, "credited_hours": public_by_topic.get(c, 0)}
-                              for c, t, h in topics]},
+                              for c, t, h in topics],
+                   "other_topics_hours": other_hours},
         "professional": {"credited_hours": professional_hours,
                          "fields": [{"code": f, "credited_hours": n} for f, n in sorted(professional_by_field.items())]},
         "total_hours": total_hours,
@@ -582,6 +659,35 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
         "yearly_requirement_met": total_hours >= YEARLY_HOURS and professional_hours * share_den >= total_hours * share_num,
         "records": lines,
     }
+
+
+# ---- the person's name -------------------------------------------------------------------------
+
+async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id_number: str, name: str, reason: str,
+                       now: dt.datetime) -> dict[str, Any]:
+    """HR staff correct the name registered for an ID number (`province_admin`; a `city_admin` for people with
+    records from units of its region). The old name stays in the person's history."""
+    principal.require_staff("province_admin", "city_admin")
+    conn = await _driver(db)
+    person = await conn.fetchrow(FIND_PEOPLE, [keys.lookup_hash(id_number)])
+    if person is None:
+        raise NotFound("no study records for this person", rule="person-not-found")
+    if principal.role == "city_admin":
+        regions = await conn.fetchval(
+            "SELECT array_agg(DISTINCT unit_region) FROM hours_ledger.records WHERE person_id = $1", person["id"])
+        actor = Actor(principal.role, principal.region, principal.authority)
+        if not any(governs_public_scope(actor, region) for region in regions or ()):
+            raise Forbidden("the person has no records from units of your region", rule="out-of-scope")
+    if names.same_name(person["name"], name):
+        raise InvalidInput("the registry already holds this name for the person", rule="name-unchanged", field="name")
+    await conn.execute("""
+        WITH change AS (
+          INSERT INTO hours_ledger.name_changes (person_id, old_name, new_name, reason, actor_id, changed_at)
+          VALUES ($1, $2, $3, $4, $5, $6))
+        UPDATE hours_ledger.people SET name = $3 WHERE id = $1""",
+                       person["id"], person["name"], name, reason, principal.id, now)
+    return {"id_number": mask_id_number(normalise_id_number(id_number)), "name": name, "previous_name": person["name"],
+            "changed_at": now, "person": person["id"]}
 
 
 # ---- integrity ----------------------------------------------------------------------------------

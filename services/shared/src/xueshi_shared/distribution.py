@@ -53,6 +53,7 @@ PLACEMENTS: dict[str, Placement] = {
     "hours_ledger.person_days": _person(),
     "hours_ledger.entries": _person(),
     "hours_ledger.seminar_trainees": _person(),
+    "hours_ledger.name_changes": _person(),
     # the ledger: lookups by something else than the person
     "hours_ledger.person_keys": Placement("distributed", "id_hash", "id-hash"),
     "hours_ledger.record_keys": Placement("distributed", "base_id", "base"),

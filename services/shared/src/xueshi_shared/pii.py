@@ -9,31 +9,95 @@ hash alone reveals nothing to someone without the key.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from stdnum.cn import ric
-from stdnum.exceptions import ValidationError
 
-__all__ = ["ID_TYPES", "PiiKeys", "derive_key", "ensure_key_file", "id_number_error", "load_keys", "load_master",
-           "mask_id_number", "normalise_id_number"]
+from .timekeeping import today as shanghai_today
+
+__all__ = ["ID_TYPES", "IdNumberProblem", "PiiKeys", "derive_key", "ensure_key_file", "id_number_error", "load_keys",
+           "load_master", "mask_id_number", "normalise_id_number", "ric_problem", "ric_regions"]
 
 ID_TYPES = ("RIC", "passport", "hk_macau_permit", "taiwan_permit")
+
+# What each id_type looks like (README, "ID numbers"). A resident ID number is also checked in its parts.
+_RIC_LAYOUT = re.compile(r"^[0-9]{17}[0-9X]$")
 _PATTERNS = {
     # 港澳居民来往内地通行证: H or M and 8 (older: 10) digits.
     "hk_macau_permit": re.compile(r"^[HM][0-9]{8}([0-9]{2})?$"),
     # 台湾居民来往大陆通行证: 8 digits (older permits: 10 characters).
     "taiwan_permit": re.compile(r"^[0-9]{8}$|^[0-9A-Z]{10}$"),
+    # Passports of any country: 5 to 20 letters and digits.
     "passport": re.compile(r"^[0-9A-Z]{5,20}$"),
 }
+# Nobody alive was born before this day: an earlier "birth date" is a typing error, not a person.
+EARLIEST_BIRTH = dt.date(1900, 1, 1)
+# 港澳台居民居住证 (residence permits, since 2018) carry resident-ID-style numbers whose region is 810000 (Hong Kong),
+# 820000 (Macao) or 830000 (Taiwan). GB/T 2260, and so the library's region data, lists the first two only.
+RESIDENCE_PERMIT_REGIONS = frozenset({"810000", "820000", "830000"})
+
+
+@dataclass(frozen=True, slots=True)
+class IdNumberProblem:
+    """Why a number is refused: `rule` (`id-number`, `id-type-mismatch`), the `part` at fault and a `detail`
+    that never repeats the number."""
+
+    rule: str
+    part: str
+    detail: str
+
+
+@cache
+def ric_regions() -> frozenset[str]:
+    """Every region code the library's GB/T 2260 data lists at any date (abolished codes included: their holders
+    keep their numbers for life), and the residence permits' codes."""
+    from stdnum import numdb
+
+    codes: set[str] = set(RESIDENCE_PERMIT_REGIONS)
+    for _, low, high, _, children in numdb.get("cn/loc").prefixes:
+        for province in range(int(low), int(high) + 1):
+            for length, c_low, c_high, props, _ in children:
+                if length == 4 and props.get("county"):
+                    codes.update(f"{province:02d}{n:04d}" for n in range(int(c_low), int(c_high) + 1))
+    return frozenset(codes)
+
+
+def ric_problem(value: str, today: dt.date) -> IdNumberProblem | None:
+    """A resident ID number (GB 11643) in its parts: 18 characters, a check digit that holds, a birth date that is a
+    real day neither in the future nor before 1900, and a region code that has ever existed.
+
+    The region is not tied to the birth date (python-stdnum's `ric.validate` does tie them): numbers were first
+    issued in the 1980s by the place of registration and re-issued after boundary changes, so a person born in
+    1980 may hold a code created in 1995, and the holder of an abolished code keeps the number.
+    """
+    if len(value) != 18:
+        return IdNumberProblem("id-number", "length", "a resident ID number has 18 characters")
+    if not _RIC_LAYOUT.match(value):
+        return IdNumberProblem("id-number", "layout", "a resident ID number is 17 digits and a check digit (0-9 or X)")
+    if ric.calc_check_digit(value) != value[-1]:
+        return IdNumberProblem("id-number", "check-digit", "the check digit (the 18th character) does not match")
+    try:
+        birth = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return IdNumberProblem("id-number", "birth-date", "characters 7 to 14 are not a real birth date")
+    if birth > today:
+        return IdNumberProblem("id-number", "birth-date", "the birth date (characters 7 to 14) lies in the future")
+    if birth < EARLIEST_BIRTH:
+        return IdNumberProblem("id-number", "birth-date", "the birth date (characters 7 to 14) lies before 1900")
+    if value[:6] not in ric_regions():
+        return IdNumberProblem("id-number", "region",
+                               "the region code (the first six digits) is not one GB/T 2260 has ever listed")
+    return None
 
 
 def mask_id_number(value: str) -> str:
@@ -47,25 +111,28 @@ def normalise_id_number(value: str) -> str:
     return value.strip().upper()
 
 
-@lru_cache(maxsize=65_536)  # people push many records: their numbers are checked once per process
-def id_number_error(id_type: str, value: str) -> str | None:
-    """Why `value` is not a valid number of `id_type`, or None. Never echoes the number."""
-    value = normalise_id_number(value)
+def id_number_error(id_type: str, value: str, today: dt.date | None = None) -> IdNumberProblem | None:
+    """Why `value` is not a valid number of `id_type` (on `today` in Fujian, by default now), or None."""
+    return _id_number_error(id_type, normalise_id_number(value), today or shanghai_today())
+
+
+@lru_cache(maxsize=65_536)  # people push many records: their numbers are checked once per process and day
+def _id_number_error(id_type: str, value: str, today: dt.date) -> IdNumberProblem | None:
     if not value.isascii():
         # Full-width digits would otherwise validate and name a second "person" for the same number.
-        return "ID numbers are written with ASCII digits and letters (no full-width characters)"
+        return IdNumberProblem("id-number", "characters",
+                               "ID numbers are written with ASCII digits and letters (no full-width characters)")
     if id_type == "RIC":
-        try:
-            ric.validate(value)
-        except ValidationError as exc:
-            return f"not a valid 18-digit resident ID number: {exc}"
-        if len(value) != 18:
-            return "a resident ID number has 18 characters"
-        return None
+        return ric_problem(value, today)
     pattern = _PATTERNS.get(id_type)
     if pattern is None:
-        return f"id_type must be one of {', '.join(ID_TYPES)}"
-    return None if pattern.match(value) else f"not a valid {id_type} number"
+        return IdNumberProblem("id-number", "id-type", f"id_type must be one of {', '.join(ID_TYPES)}")
+    if _RIC_LAYOUT.match(value):
+        # A resident ID number sent under another type would be a second "person" for the same number.
+        return IdNumberProblem("id-type-mismatch", "id-type",
+                               f"the number is laid out like a resident ID number (18 characters); send it as RIC, "
+                               f"not {id_type}")
+    return None if pattern.match(value) else IdNumberProblem("id-number", "layout", f"not a valid {id_type} number")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,12 @@
 """Fujian's region codes (GB/T 2260) and which HR bureau governs a code.
 
+Two lists:
+- `REGIONS`: the province and the eleven HR bureaus' regions (the nine cities and Pingtan), which staff are
+  scoped to (`GET /v1/regions`);
+- `CODES`: every code in force in Fujian (`regions.json`, made by `tools/make_regions.py` from the GB/T 2260
+  data python-stdnum carries): the province (省直单位), the cities and the 84 county-level divisions. A unit's
+  region and a base's region and scope are checked against it (`GET /v1/region-codes`).
+
 Pingtan (平潭综合实验区) is the county 350128 of Fuzhou in GB/T 2260 but is administered at the
 prefecture level with its own HR department (the notices name it beside the nine cities), so a
 Fuzhou city_admin (350100) does not govern 350128; a Pingtan city_admin does.
@@ -7,7 +14,10 @@ Fuzhou city_admin (350100) does not govern 350128; a Pingtan city_admin does.
 
 from __future__ import annotations
 
-__all__ = ["PROVINCE", "REGIONS", "governing_region", "is_fujian_code"]
+import importlib.resources
+import json
+
+__all__ = ["CODES", "PINGTAN", "PROVINCE", "REGIONS", "governing_region", "is_fujian_code", "level_of", "within"]
 
 PROVINCE = "350000"
 PINGTAN = "350128"
@@ -26,6 +36,9 @@ REGIONS: dict[str, str] = {
     PINGTAN: "平潭综合实验区",
 }
 
+CODES: dict[str, str] = json.loads(
+    (importlib.resources.files(__package__) / "regions.json").read_text(encoding="utf-8"))["regions"]
+
 
 def governing_region(code: str) -> str | None:
     """The prefecture-level region (or the province) that governs a 6-digit Fujian code, else None."""
@@ -38,4 +51,26 @@ def governing_region(code: str) -> str | None:
 
 
 def is_fujian_code(code: str) -> bool:
-    return governing_region(code) is not None
+    """Whether `code` is a GB/T 2260 code in force in Fujian (the province, a city or a county)."""
+    return code in CODES
+
+
+def level_of(code: str) -> str | None:
+    """`province`, `city` (the nine cities) or `county` for a code in force in Fujian, else None."""
+    if code not in CODES:
+        return None
+    if code == PROVINCE:
+        return "province"
+    return "city" if code.endswith("00") else "county"
+
+
+def within(code: str, region: str) -> bool:
+    """Whether the Fujian code `code` lies inside `region` (the province contains every code of Fujian; a city its
+    counties but not Pingtan, which has its own bureau; a county itself only)."""
+    if not is_fujian_code(code):
+        return False
+    if region == PROVINCE:
+        return True
+    if region in REGIONS:
+        return governing_region(code) == region
+    return code == region

@@ -114,7 +114,10 @@ def _action(request: Request) -> str:
 
 
 def _target(request: Request) -> dict:
-    return {k: (mask_id_number(v) if k in _PII_PARAMS else v) for k, v in request.path_params.items()}
+    """What a request acted on: its path parameters (personal data masked), and what the route named in
+    `request.state.audit_target` (e.g. the internal id of a person found by an ID number sent in the body)."""
+    target = {k: (mask_id_number(v) if k in _PII_PARAMS else v) for k, v in request.path_params.items()}
+    return {**target, **getattr(request.state, "audit_target", {})}
 
 
 def _client(request: Request) -> str | None:

@@ -122,6 +122,10 @@ async def _allocate_status(db: AsyncSession, body: str) -> tuple[int, int]:
     return row.list_no, index
 
 
+# A public course of a topic outside the plan's (the ledger's rules.OTHER_TOPIC).
+OTHER_TOPIC = "other"
+
+
 async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, secret: bytes, urls: Urls, *,
                       id_number: str, year: int, scope: str, field: str | None) -> dict[str, Any]:
     if scope == "professional" and not field:
@@ -164,6 +168,8 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
         for r in records:
             per_topic[r.topic] = per_topic.get(r.topic, 0) + r.credited_hours
         lines = tuple(Line(t.code, t.title, per_topic.get(t.code, 0), t.hours) for t in topics)
+        if per_topic.get(OTHER_TOPIC):  # other topics (after the plan's 学时), listed apart and without allotment
+            lines += (Line(OTHER_TOPIC, "其它主题", per_topic[OTHER_TOPIC]),)
         available = int(plan_hours or credited)
         title = f"{year}年度专业技术人员继续教育公需科目学时证明"
         scope_label = "公需科目"
@@ -196,7 +202,8 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
     pdf = await asyncio.to_thread(render_and_sign, PdfProof(
         proof_id=str(proof_id), issuer_name=stamp.name, name=person_name, masked_id=masked, year=year,
         scope_label=scope_label, credited_hours=credited,
-        lines=tuple(PdfLine(f"{ln.code}. {ln.name}" if scope == "public" else ln.name, ln.hours, ln.allotment)
+        lines=tuple(PdfLine(f"{ln.code}. {ln.name}" if scope == "public" and ln.code != OTHER_TOPIC else ln.name,
+                            ln.hours, ln.allotment)
                     for ln in lines),
         records=tuple(PdfRecord(e.course, e.base, e.period, e.hours) for e in evidence),
         issued_on=f"{now.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y年%m月%d日}",

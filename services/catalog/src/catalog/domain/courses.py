@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from xueshi_shared.problems import FieldError
 
-__all__ = ["MODES", "NEEDS_EXAM", "ReviewChecks", "course_errors", "review_errors", "topic_or_field_errors"]
+__all__ = ["MODES", "NEEDS_EXAM", "ReviewChecks", "course_errors", "review_day_errors", "review_errors",
+           "topic_or_field_errors"]
 
 MODES = ("online", "offline", "mixed", "live")
 # Online training must include an exam (加入考试环节); mixed and live courses have an online part.
@@ -61,3 +63,14 @@ def review_errors(decision: str, checks: ReviewChecks, reviewers: list[str]) -> 
                 f"checks.{name}", "review-checks",
                 "a course is approved only when it passes all three checks (文字关、政策关、意识形态关)"))
     return errors
+
+
+def review_day_errors(reviewed_on: dt.date, today: dt.date, window_start: dt.date) -> list[FieldError]:
+    """The day of the review meeting: not in the future (it records a meeting held), not before the plan's window
+    (a course of the year's plan is reviewed for it)."""
+    if reviewed_on > today:
+        return [FieldError("reviewed_on", "reviewed-on", "the review meeting's day cannot lie in the future")]
+    if reviewed_on < window_start:
+        return [FieldError("reviewed_on", "reviewed-on",
+                           f"the review meeting's day cannot come before the plan's window ({window_start.isoformat()})")]
+    return []

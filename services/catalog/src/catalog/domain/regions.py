@@ -1,16 +1,16 @@
 """Region rules for training bases: which codes a base level may carry and what it may train.
 
-Fujian's province, nine cities and Pingtan are enumerated (`xueshi_shared.regions`); county codes are
-accepted when they are six digits under one of those cities (GB/T 2260 shape), since the notices do not
-enumerate counties. National bases may sit anywhere in China: any province-level prefix is accepted.
+Fujian's province, nine cities and Pingtan, and every county-level code in force, come from
+`xueshi_shared.regions` (GB/T 2260). National bases may sit anywhere in China: any province-level prefix is
+accepted.
 """
 
 from __future__ import annotations
 
 from xueshi_shared.problems import FieldError
-from xueshi_shared.regions import PINGTAN, PROVINCE, REGIONS, governing_region
+from xueshi_shared.regions import PINGTAN, PROVINCE, REGIONS, level_of, within
 
-__all__ = ["LEVELS", "base_region_errors", "within"]
+__all__ = ["LEVELS", "base_region_errors", "is_county", "within"]
 
 LEVELS = ("national", "provincial", "municipal", "county")
 
@@ -23,16 +23,8 @@ CITIES = frozenset(c for c in REGIONS if c != PROVINCE)
 
 
 def is_county(code: str) -> bool:
-    return governing_region(code) in CITIES and code not in REGIONS and not code.endswith("00")
-
-
-def within(code: str, region: str) -> bool:
-    """Whether `code` lies inside `region` (the province contains everything in Fujian)."""
-    if region == PROVINCE:
-        return governing_region(code) is not None
-    if region in CITIES:
-        return governing_region(code) == region
-    return code == region
+    """A county-level code of Fujian in force, Pingtan excepted (it is governed like a city)."""
+    return level_of(code) == "county" and code != PINGTAN
 
 
 def base_region_errors(level: str, region: str, scope_region: str) -> list[FieldError]:
@@ -53,7 +45,7 @@ def base_region_errors(level: str, region: str, scope_region: str) -> list[Field
         if not is_county(region):
             errors.append(FieldError("region", "base-level-region", "a county base's region is a county code of Fujian"))
 
-    if governing_region(scope_region) is None or (scope_region not in REGIONS and not is_county(scope_region)):
+    if scope_region not in REGIONS and not is_county(scope_region):
         errors.append(FieldError("scope_region", "region-code",
                                  "the training scope is 350000 (全省), a city code, or a county code of Fujian"))
     elif level in ("municipal", "county") and not errors and not within(scope_region, region):

@@ -2,6 +2,12 @@
 
 Source: 闽人社办〔2025〕67号. Every number lives in the plan (`SeminarRules`); the 2025 values are the
 reference data. Days count arrival and departure (含报到和离开时间): end - start + 1.
+
+Money: the caps limit the fiscal subsidy (`subsidy_yuan`; when omitted, a fiscal project's whole budget): a
+national fiscal project at most 10.5万, a demonstration or engineering project at most 5万; a budget beyond the
+subsidy is the organiser's own money and is allowed. What is owed after the seminar follows the kind: the nine
+closing materials of demonstration and engineering projects (to 省人社厅), the reimbursement materials
+(经费报销材料, to the ministry's centre) of national fiscal projects, nothing for the others; each within a month.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from dataclasses import dataclass
 
 from xueshi_shared.problems import FieldError
 
-__all__ = ["KINDS", "MATERIALS", "PROVINCIAL_KINDS", "SURVEY_ITEMS", "Project", "SeminarRules", "check_project",
-           "materials_checklist", "months_before", "subsidy_eligible", "survey_statistics"]
+__all__ = ["KINDS", "MATERIALS", "PROVINCIAL_KINDS", "REIMBURSEMENT", "SURVEY_ITEMS", "Project", "SeminarRules",
+           "check_project", "materials_checklist", "materials_due", "materials_owed", "minimum_trainees", "months_before",
+           "subsidy_eligible", "survey_statistics"]
 
 KINDS = ("national", "provincial_demonstration", "engineering", "provincial_ordinary")
 PROVINCIAL_KINDS = frozenset({"provincial_demonstration", "engineering", "provincial_ordinary"})
@@ -49,10 +56,18 @@ class Project:
     budget_yuan: int
     funding: str
     plan_filed_on: dt.date | None
+    subsidy_yuan: int | None = None
 
     @property
     def days(self) -> int:
         return (self.end_date - self.start_date).days + 1
+
+    @property
+    def subsidy(self) -> int:
+        """The fiscal subsidy: as given, or a fiscal project's whole budget; a self-funded project has none."""
+        if self.subsidy_yuan is not None:
+            return self.subsidy_yuan
+        return self.budget_yuan if self.funding == "fiscal" else 0
 
 
 def months_before(day: dt.date, months: int) -> dt.date:
@@ -61,6 +76,11 @@ def months_before(day: dt.date, months: int) -> dt.date:
     year, month = divmod(month_index, 12)
     month += 1
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def minimum_trainees(kind: str, r: SeminarRules) -> int:
+    """每期不少于 50 人 (national), 30 人 (provincial)."""
+    return r.national_min_trainees if kind == "national" else r.provincial_min_trainees
 
 
 def check_project(p: Project, r: SeminarRules) -> tuple[list[FieldError], list[str]]:
@@ -72,7 +92,7 @@ def check_project(p: Project, r: SeminarRules) -> tuple[list[FieldError], list[s
         return errors, warnings
     national = p.kind == "national"
 
-    minimum = r.national_min_trainees if national else r.provincial_min_trainees
+    minimum = minimum_trainees(p.kind, r)
     if p.trainees < minimum:
         errors.append(FieldError("trainees", "seminar-trainees",
                                  f"a {p.kind} seminar trains at least {minimum} people (每期不少于{minimum}人)"))
@@ -98,12 +118,7 @@ def check_project(p: Project, r: SeminarRules) -> tuple[list[FieldError], list[s
                                  f"{r.online_percent_max}%)"))
     if p.end_date > r.deadline:
         errors.append(FieldError("end_date", "seminar-deadline", f"the seminar must end by {r.deadline.isoformat()}"))
-    if p.funding == "fiscal" and national and p.budget_yuan > r.national_fiscal_budget_max:
-        errors.append(FieldError("budget_yuan", "seminar-budget",
-                                 f"fiscal funding of a national seminar is at most {r.national_fiscal_budget_max} yuan"))
-    if p.funding == "fiscal" and p.kind in r.subsidised_kinds and p.budget_yuan > r.subsidy_max:
-        errors.append(FieldError("budget_yuan", "seminar-budget",
-                                 f"the subsidy of a {p.kind} seminar is at most {r.subsidy_max} yuan"))
+    errors += _money_errors(p, r)
     if p.kind in r.filing_kinds:
         latest = months_before(p.start_date, r.filing_months)
         if p.plan_filed_on is None:
@@ -116,9 +131,25 @@ def check_project(p: Project, r: SeminarRules) -> tuple[list[FieldError], list[s
     return errors, warnings
 
 
+def _money_errors(p: Project, r: SeminarRules) -> list[FieldError]:
+    # The field to blame: the subsidy when it was given, else the budget that stands for it.
+    where = "subsidy_yuan" if p.subsidy_yuan is not None else "budget_yuan"
+    if p.subsidy_yuan is not None and p.funding != "fiscal" and p.subsidy_yuan > 0:
+        return [FieldError("subsidy_yuan", "seminar-budget", "a self-funded project has no fiscal subsidy")]
+    if p.subsidy_yuan is not None and p.subsidy_yuan > p.budget_yuan:
+        return [FieldError("subsidy_yuan", "seminar-budget", "the subsidy cannot exceed the project's budget")]
+    if p.funding == "fiscal" and p.kind == "national" and p.subsidy > r.national_fiscal_budget_max:
+        return [FieldError(where, "seminar-budget", f"fiscal funding of a national seminar is at most "
+                                                    f"{r.national_fiscal_budget_max} yuan (每期上限10.5万元)")]
+    if p.funding == "fiscal" and p.kind in r.subsidised_kinds and p.subsidy > r.subsidy_max:
+        return [FieldError(where, "seminar-budget", f"the subsidy of a {p.kind} seminar is at most {r.subsidy_max} "
+                                                    "yuan (每期不超过5万元)")]
+    return []
+
+
 # ---- after the seminar --------------------------------------------------------------------------
 
-# Closing materials (办班结束后 1 个月内报送), in the notice's order.
+# Closing materials of demonstration and engineering projects (办班结束后 1 个月内报送), in the notice's order.
 MATERIALS = {
     "notice": "开班通知",
     "summary": "总结报告",
@@ -130,6 +161,8 @@ MATERIALS = {
     "news": "图文动态信息",
     "receipts": "补助款票据（附户名、账号、开户行）",
 }
+# What a national fiscal project owes the ministry's centre (人社部事业单位人事服务中心) within a month.
+REIMBURSEMENT = {"reimbursement": "经费报销材料"}
 
 # Satisfaction survey items (annex 2, 学员满意度测评表). The annex's form itself is not part of the published
 # text we hold, so these are the dimensions the notice asks projects to be judged on.
@@ -155,11 +188,25 @@ class MaterialStatus:
     overdue: bool
 
 
-def materials_checklist(end_date: dt.date, months: int, submitted: dict[str, dt.date],
+def materials_owed(kind: str, funding: str, rules: SeminarRules) -> dict[str, str]:
+    """The materials a project owes after the seminar (item -> label): the nine closing materials of demonstration
+    and engineering projects, the reimbursement materials of a national fiscal project, none otherwise."""
+    if kind in rules.subsidised_kinds:
+        return MATERIALS
+    if kind == "national" and funding == "fiscal":
+        return REIMBURSEMENT
+    return {}
+
+
+def materials_due(end_date: dt.date, months: int) -> dt.date:
+    return months_before(end_date, -months)
+
+
+def materials_checklist(owed: dict[str, str], end_date: dt.date, months: int, submitted: dict[str, dt.date],
                         today: dt.date) -> list[MaterialStatus]:
-    due = months_before(end_date, -months)
+    due = materials_due(end_date, months)
     out = []
-    for item, label in MATERIALS.items():
+    for item, label in owed.items():
         on = submitted.get(item)
         late = (on is None and today > due) or (on is not None and on > due)
         out.append(MaterialStatus(item, label, on, due, on is None, late))
@@ -167,8 +214,10 @@ def materials_checklist(end_date: dt.date, months: int, submitted: dict[str, dt.
 
 
 def subsidy_eligible(kind: str, funding: str, checklist: list[MaterialStatus], rules: SeminarRules) -> bool | None:
-    """Subsidised projects lose the subsidy when materials are late (不按规定报备材料的，不予经费补助)."""
-    if funding != "fiscal" or kind not in rules.subsidised_kinds:
+    """Subsidised projects lose the subsidy when materials are late (未按规定要求报备材料的项目，不予经费补助); a national
+    fiscal project's subsidy is settled on its reimbursement materials, due within the same month (None: no
+    subsidy)."""
+    if funding != "fiscal" or (kind not in rules.subsidised_kinds and kind != "national"):
         return None
     return not any(m.overdue for m in checklist)
 

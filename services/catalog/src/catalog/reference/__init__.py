@@ -12,6 +12,7 @@ and courses refer to it; retiring one is a migration.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import importlib.resources
 import json
 from functools import cache
@@ -72,6 +73,8 @@ async def load(conn: AsyncConnection) -> None:
             "window_start": dt.date.fromisoformat(p["window_start"]), "deadline": dt.date.fromisoformat(p["deadline"]),
             "max_hours_per_day": p["max_hours_per_day"], "minutes_per_hour": p["minutes_per_hour"],
             "min_exam_questions": p["min_exam_questions"], "source": p["source"],
+            "identity_failed_share_max": decimal.Decimal(p["identity_failed_share_max"]),
+            "other_topics_allowed": p["other_topics_allowed"],
         }
         await conn.execute(insert(Plan).values(values).on_conflict_do_update(index_elements=["year"], set_=values))
         for position, t in enumerate(p["topics"], 1):
