@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from xueshi_shared.timekeeping import today
 
 from tests.support.factories import approved_base, approved_course, course_form, make_staff, professional_form
 from tests.support.http import assert_problem
@@ -155,3 +158,34 @@ async def test_a_base_sees_and_withdraws_only_its_own_courses(catalog, base, fuz
     assert_problem(await catalog.post(f"/v1/courses/{theirs}/withdrawal", json={"reason": "x"}, headers=base.headers),
                    403, "other-base")
     assert len((await catalog.get("/v1/courses?status=approved", headers=fuzhou.headers)).json()) == 2
+
+
+async def test_the_review_records_the_day_of_the_meeting(catalog, base, fuzhou):
+    course_id = (await catalog.post("/v1/courses", json=course_form(), headers=base.headers)).json()["id"]
+    url = f"/v1/courses/{course_id}/review"
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    for day in (tomorrow, "2025-12-31"):  # in the future; before the 2026 plan's window
+        problem = assert_problem(await catalog.post(url, json={**REVIEW, "reviewed_on": day}, headers=fuzhou.headers),
+                                 422, "reviewed-on")
+        assert problem["field"] == "reviewed_on"
+    reviewed = (await catalog.post(url, json={**REVIEW, "reviewed_on": "2026-01-01"}, headers=fuzhou.headers)).json()
+    assert reviewed["review"]["reviewed_on"] == "2026-01-01" and reviewed["live_from"] == "2026-01-01"
+    other = (await catalog.post("/v1/courses", json=course_form(), headers=base.headers)).json()["id"]
+    by_default = (await catalog.post(f"/v1/courses/{other}/review", json=REVIEW, headers=fuzhou.headers)).json()
+    assert by_default["review"]["reviewed_on"] == today().isoformat() == by_default["live_from"]
+
+
+async def test_a_rejected_course_never_goes_live(catalog, base, fuzhou):
+    course_id = (await catalog.post("/v1/courses", json=course_form(), headers=base.headers)).json()["id"]
+    rejected = (await catalog.post(f"/v1/courses/{course_id}/review", json={**REVIEW, "decision": "rejected",
+                                   "checks": {**REVIEW["checks"], "policy": False}}, headers=fuzhou.headers)).json()
+    assert rejected["status"] == "rejected" and rejected["live_from"] is None
+
+
+async def test_another_topic_may_carry_any_hours_when_the_plan_allows_it(catalog, base):
+    created = await catalog.post("/v1/courses", json=course_form(topic="other", hours=12), headers=base.headers)
+    assert created.status_code == 201, created.text
+    course = (await catalog.get(f"/v1/courses/{created.json()['id']}", headers=base.headers)).json()
+    assert course["topic"] == "other" and course["hours"] == 12
+    assert_problem(await catalog.post("/v1/courses", json=course_form(topic="9"), headers=base.headers), 422,
+                   "topic-unknown")

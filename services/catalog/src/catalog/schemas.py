@@ -63,7 +63,7 @@ class PlanOut(BaseModel):
     max_hours_per_day: int
     minutes_per_hour: int
     min_exam_questions: int
-    identity_failed_share_max: decimal.Decimal
+    identity_failed_share_max: decimal.Decimal = Field(description="A decimal, written as a string: \"0.5\".")
     other_topics_allowed: bool
     timezone: str = "Asia/Shanghai"
     source: str | None = None
