@@ -123,3 +123,13 @@ def test_problem_bodies_name_the_field_and_the_rule():
     assert [e["rule"] for e in many["errors"]] == ["required", "too-long"]
     assert Conflict("dup", rule="external-id-reused").body()["status"] == 409
     assert Unauthenticated("no token").headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_every_fujian_code_in_force_is_a_code_the_region_data_lists():
+    from xueshi_shared.pii import ric_regions
+    from xueshi_shared.regions import CODES, level_of, within
+
+    assert set(CODES) <= ric_regions()
+    assert {level_of(c) for c in CODES} == {"province", "city", "county"}
+    assert within("350102", "350100") and not within("350128", "350100") and within("350128", "350128")
+    assert within("350203", "350000") and not within("359999", "350000") and not within("350203", "350102")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from catalog.domain.courses import ReviewChecks, course_errors, review_errors
+import pytest
+from catalog.domain.courses import ReviewChecks, course_errors, review_day_errors, review_errors
 from catalog.domain.delegations import Period, active, overlaps, stamped_by
 from catalog.domain.plans import plan_errors
 from catalog.domain.regions import base_region_errors, within
 from hypothesis import given
 from hypothesis import strategies as st
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
-from xueshi_shared.regions import REGIONS
+from xueshi_shared.regions import CODES, REGIONS
 
 days = st.dates(min_value=dt.date(2024, 1, 1), max_value=dt.date(2030, 12, 31))
 periods = st.builds(lambda a, n: Period(a, None if n is None else a + dt.timedelta(days=n)), days,
@@ -88,3 +89,32 @@ def test_plan_topics_must_sum_to_the_requirement(hours, required):
                          deadline=dt.date(2028, 2, 29), max_hours_per_day=12, minutes_per_hour=45,
                          topics=[(str(i), h) for i, h in enumerate(hours)])
     assert ("plan-hours-sum" in {e["rule"] for e in errors}) == (sum(hours) != required)
+
+
+@pytest.mark.parametrize(("day", "refused"), [
+    (dt.date(2026, 12, 1), False),   # today
+    (dt.date(2026, 12, 2), True),    # tomorrow
+    (dt.date(2026, 1, 1), False),    # the plan's first day
+    (dt.date(2025, 12, 31), True),   # the day before
+])
+def test_a_review_day_is_neither_in_the_future_nor_before_the_plan(day, refused):
+    errors = review_day_errors(day, dt.date(2026, 12, 1), dt.date(2026, 1, 1))
+    assert bool(errors) is refused and all(e["rule"] == "reviewed-on" for e in errors)
+
+
+@pytest.mark.parametrize(("level", "region", "scope", "rule"), [
+    ("county", "350102", "350102", None),
+    ("county", "350199", "350102", "base-level-region"),   # no such county, though shaped like one
+    ("municipal", "350100", "350199", "region-code"),
+    ("provincial", "350000", "359999", "region-code"),
+    ("municipal", "350100", "350128", "scope-outside-region"),  # Pingtan has its own bureau
+])
+def test_base_regions_are_checked_against_the_codes_in_force(level, region, scope, rule):
+    rules = {e["rule"] for e in base_region_errors(level, region, scope)}
+    assert rules == ({rule} if rule else set())
+
+
+def test_the_fujian_reference_holds_the_province_its_cities_and_its_counties():
+    assert set(REGIONS) <= set(CODES) and len(CODES) == 94
+    assert CODES["350111"] == "晋安区" and "350101" not in CODES  # 市辖区 is no place
+    assert "350182" not in CODES  # 长乐市, a district (350112) since 2017

@@ -6,7 +6,17 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from catalog.domain.seminars import Project, SeminarRules, check_project, months_before
+from catalog.domain.seminars import (
+    MATERIALS,
+    REIMBURSEMENT,
+    Project,
+    SeminarRules,
+    check_project,
+    materials_checklist,
+    materials_owed,
+    months_before,
+    subsidy_eligible,
+)
 
 R2025 = SeminarRules(deadline=dt.date(2025, 11, 30), national_min_trainees=50, national_staff_percent=10,
                      national_staff_max=10, national_min_days=5, national_fiscal_budget_max=105_000,
@@ -92,3 +102,53 @@ def test_provincial_length_is_about_four_days_as_a_warning(days, warned):
 def test_months_before_clamps_to_the_month_end():
     assert months_before(dt.date(2025, 3, 31), 1) == dt.date(2025, 2, 28)
     assert months_before(dt.date(2025, 1, 15), 1) == dt.date(2024, 12, 15)
+
+
+# ---- money: the caps limit the subsidy ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"budget_yuan": 200_000, "subsidy_yuan": 105_000}, None),
+    ({"budget_yuan": 200_000, "subsidy_yuan": 105_001}, "subsidy_yuan"),
+    ({"budget_yuan": 105_000, "subsidy_yuan": None}, None),
+    ({"budget_yuan": 105_001, "subsidy_yuan": None}, "budget_yuan"),
+    ({"budget_yuan": 1_000, "subsidy_yuan": 1_000}, None),
+    ({"budget_yuan": 1_000, "subsidy_yuan": 1_001}, "subsidy_yuan"),
+    ({"budget_yuan": 900_000, "funding": "self"}, None),
+    ({"budget_yuan": 900_000, "funding": "self", "subsidy_yuan": 0}, None),
+    ({"budget_yuan": 900_000, "funding": "self", "subsidy_yuan": 1}, "subsidy_yuan"),
+])
+def test_the_national_cap_limits_the_fiscal_subsidy(change, field):
+    errors = [e for e in check_project(dataclasses.replace(NATIONAL, **change), R2025)[0]
+              if e["rule"] == "seminar-budget"]
+    assert [e["field"] for e in errors] == ([field] if field else [])
+
+
+@pytest.mark.parametrize(("kind", "subsidy", "refused"), [
+    ("provincial_demonstration", 50_000, False), ("provincial_demonstration", 50_001, True),
+    ("engineering", 50_000, False), ("engineering", 50_001, True), ("provincial_ordinary", 50_001, False),
+])
+def test_a_demonstration_or_engineering_subsidy_is_capped_whatever_the_budget(kind, subsidy, refused):
+    project = dataclasses.replace(ORDINARY, kind=kind, budget_yuan=300_000, subsidy_yuan=subsidy, funding="fiscal",
+                                  plan_filed_on=dt.date(2025, 7, 1))
+    assert ("seminar-budget" in rules_of(project)) is refused
+
+
+# ---- what is owed after the seminar ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "funding", "owed"), [
+    ("provincial_demonstration", "fiscal", set(MATERIALS)), ("engineering", "fiscal", set(MATERIALS)),
+    ("provincial_demonstration", "self", set(MATERIALS)), ("national", "fiscal", {"reimbursement"}),
+    ("national", "self", set()), ("provincial_ordinary", "fiscal", set()), ("provincial_ordinary", "self", set()),
+])
+def test_materials_follow_the_kind(kind, funding, owed):
+    assert set(materials_owed(kind, funding, R2025)) == owed
+
+
+@pytest.mark.parametrize(("submitted", "eligible"), [(dt.date(2025, 10, 5), True), (dt.date(2025, 10, 6), False),
+                                                      (None, False)])
+def test_a_national_fiscal_subsidy_needs_its_reimbursement_materials_within_the_month(submitted, eligible):
+    given = {"reimbursement": submitted} if submitted else {}
+    items = materials_checklist(REIMBURSEMENT, NATIONAL.end_date, 1, given, dt.date(2025, 12, 1))
+    assert subsidy_eligible("national", "fiscal", items, R2025) is eligible
+    assert subsidy_eligible("national", "self", items, R2025) is None
+    assert subsidy_eligible("provincial_ordinary", "fiscal", [], R2025) is None
