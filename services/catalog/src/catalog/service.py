@@ -56,7 +56,8 @@ def _plan_out(plan: Plan, topics: list[Topic]) -> dict[str, Any]:
         "year": plan.year, "required_hours": plan.required_hours, "window_start": plan.window_start,
         "deadline": plan.deadline, "max_hours_per_day": plan.max_hours_per_day,
         "minutes_per_hour": plan.minutes_per_hour, "min_exam_questions": plan.min_exam_questions,
-        "identity_failed_share_max": plan.identity_failed_share_max.normalize(), "other_topics_allowed": plan.other_topics_allowed,
+        "identity_failed_share_max": plan.identity_failed_share_max.normalize(),
+        "other_topics_allowed": plan.other_topics_allowed,
         "source": plan.source,
         "topics": [{"code": t.code, "title": t.title, "hours": t.hours, "examples": t.examples} for t in topics],
     }
