@@ -12,6 +12,7 @@ from catalog.domain.seminars import (
     Project,
     SeminarRules,
     check_project,
+    ended,
     materials_checklist,
     materials_owed,
     months_before,
@@ -152,3 +153,8 @@ def test_a_national_fiscal_subsidy_needs_its_reimbursement_materials_within_the_
     assert subsidy_eligible("national", "fiscal", items, R2025) is eligible
     assert subsidy_eligible("national", "self", items, R2025) is None
     assert subsidy_eligible("provincial_ordinary", "fiscal", [], R2025) is None
+
+
+@pytest.mark.parametrize(("today", "over"), [(dt.date(2025, 9, 5), False), (dt.date(2025, 9, 6), True)])
+def test_a_seminar_has_ended_once_its_last_day_is_past(today, over):
+    assert ended(NATIONAL.end_date, today) is over

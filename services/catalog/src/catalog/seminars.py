@@ -24,6 +24,7 @@ from .domain.seminars import (
     Project,
     SeminarRules,
     check_project,
+    ended,
     materials_checklist,
     materials_due,
     materials_owed,
@@ -121,7 +122,7 @@ async def change(db: AsyncSession, principal: Principal, seminar_id: uuid.UUID,
     seminar = await get(db, principal, seminar_id, lock=True)
     if seminar.status in ("completed", "cancelled"):
         raise Conflict(f"the seminar is {seminar.status}", rule="seminar-closed")
-    if today > seminar.end_date:
+    if ended(seminar.end_date, today):
         # What was held is a fact: its days, trainees and money are no longer a plan to change (its roster and
         # materials are reported after it, through their own routes).
         raise Conflict(f"the seminar ended on {seminar.end_date.isoformat()}; a project is not changed after it ended",
@@ -294,7 +295,7 @@ async def overview(db: AsyncSession, principal: Principal, year: int, today: dt.
         on_roster = int(roster.trainees) if roster else 0
         warnings = list(s.warnings)
         minimum = minimum_trainees(s.kind, rules)
-        if s.course_id is not None and (roster or today > s.end_date) and on_roster < minimum:
+        if s.course_id is not None and (roster or ended(s.end_date, today)) and on_roster < minimum:
             warnings.append(f"the roster holds {on_roster} trainees, fewer than the {minimum} a {s.kind} seminar "
                             f"trains (每期不少于{minimum}人)")
         projects.append({

@@ -27,6 +27,7 @@ from xueshi_shared.pii import PiiKeys
 from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unavailable, field_errors
 
 from . import schemas, service
+from .domain.seminars import online_share_problem
 from .models import PersonKey, SeminarTrainee
 
 _SEMINAR = sa.text("""SELECT id, kind, organizer_base_id, course_id, status, mode, online_percent_max
@@ -35,17 +36,6 @@ _SEMINAR = sa.text("""SELECT id, kind, organizer_base_id, course_id, status, mod
 # The roster as it stands: its trainees, and how many attended online.
 _ROSTER = sa.text("""SELECT count(*) AS trainees, count(*) FILTER (WHERE online) AS online
                      FROM hours_ledger.seminar_trainees WHERE seminar_id = :id""")
-
-
-def online_share_problem(mode: str, percent_max: int, trainees: int, online: int) -> str | None:
-    """Why a seminar's roster of `trainees`, `online` of them online, breaks the online rule, or None."""
-    if mode != "mixed":
-        return "an offline seminar has no online trainees" if online else None
-    if online * 100 > trainees * percent_max:
-        return (f"a mixed seminar's online trainees are at most {percent_max}% of its roster (线上学员人数不超过总人数的"
-                f"{percent_max}%); with this upload {online} of {trainees} would be online: upload the offline "
-                "trainees in the same upload or first")
-    return None
 
 
 async def upload_attendance(sessions, principal: Principal, keys: PiiKeys, seminar_id: uuid.UUID,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from xueshi_shared.problems import FieldError
 
 __all__ = ["KINDS", "MATERIALS", "PROVINCIAL_KINDS", "REIMBURSEMENT", "SURVEY_ITEMS", "Project", "SeminarRules",
-           "check_project", "materials_checklist", "materials_due", "materials_owed", "minimum_trainees", "months_before",
-           "subsidy_eligible", "survey_statistics"]
+           "check_project", "ended", "materials_checklist", "materials_due", "materials_owed", "minimum_trainees",
+           "months_before", "subsidy_eligible", "survey_statistics"]
 
 KINDS = ("national", "provincial_demonstration", "engineering", "provincial_ordinary")
 PROVINCIAL_KINDS = frozenset({"provincial_demonstration", "engineering", "provincial_ordinary"})
@@ -230,3 +230,8 @@ def survey_statistics(responses: list[dict[str, str]]) -> dict[str, dict[str, fl
         rate = (counts["satisfied"] + counts["fairly_satisfied"]) / answered if answered else 0.0
         stats[item] = {**counts, "answered": answered, "satisfaction_rate": round(rate, 4)}
     return stats
+
+
+def ended(end_date: dt.date, today: dt.date) -> bool:
+    """A seminar has ended once its last day is past (in Fujian): what was held is no longer a plan to change."""
+    return today > end_date
