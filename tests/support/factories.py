@@ -126,6 +126,11 @@ def ric(serial: int, birth: str = "19900307", region: str = "350102") -> str:
     return body + std.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
 
 
+def at(hhmm: str, day: str = "2026-05-04") -> str:
+    """A Fujian time of day as an ISO 8601 instant: at("09:00") is 2026-05-04T09:00:00+08:00."""
+    return f"{day}T{hhmm}:00+08:00"
+
+
 def online_sitting(start: str, end: str, media_seconds: int | None = None, passed: int = 2, failed: int = 0) -> dict:
     import datetime as _dt
 

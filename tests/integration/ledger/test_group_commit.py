@@ -4,6 +4,7 @@ push still gets the answer it would get alone, and a group that cannot stand ans
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 import httpx
@@ -14,6 +15,7 @@ from hours_ledger.app import create_app as create_ledger
 from tests.support.factories import (
     approved_base,
     approved_course,
+    at,
     base_form,
     make_staff,
     online_sitting,
@@ -24,10 +26,8 @@ from tests.support.factories import (
 from tests.support.http import assert_problem, running
 
 DAY = "2026-07-06"
+at = functools.partial(at, day=DAY)
 
-
-def at(hhmm: str) -> str:
-    return f"{DAY}T{hhmm}:00+08:00"
 
 
 @pytest.fixture

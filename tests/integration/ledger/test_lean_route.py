@@ -7,6 +7,7 @@ extra fields, rule violations; and valid records get the same result."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -19,14 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xueshi_shared.web import LeanRoute, OrjsonRoute
 
-from tests.support.factories import make_staff, online_sitting, record_body, ric
+from tests.support.factories import at, make_staff, online_sitting, record_body, ric
 from tests.support.http import running
 
 DAY = "2026-08-03"
+at = functools.partial(at, day=DAY)
 
-
-def at(hhmm: str) -> str:
-    return f"{DAY}T{hhmm}:00+08:00"
 
 
 @contextlib.asynccontextmanager

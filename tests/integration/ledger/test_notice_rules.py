@@ -14,6 +14,7 @@ from stdnum.cn import ric as stdnum_ric
 from tests.support.factories import (
     approved_base,
     approved_course,
+    at,
     base_form,
     make_staff,
     online_sitting,
@@ -25,9 +26,6 @@ from tests.support.http import assert_problem
 
 DAY = "2026-05-04"
 
-
-def at(hhmm: str, day: str = DAY) -> str:
-    return f"{day}T{hhmm}:00+08:00"
 
 
 def offline_sitting(start: str, end: str, **extra) -> dict:

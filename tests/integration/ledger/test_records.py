@@ -8,6 +8,7 @@ from hours_ledger.schemas import RecordResult
 from tests.support.factories import (
     approved_base,
     approved_course,
+    at,
     online_sitting,
     record_body,
     ric,
@@ -16,9 +17,6 @@ from tests.support.http import assert_problem
 
 DAY = "2026-05-04"
 
-
-def at(hhmm: str, day: str = DAY) -> str:
-    return f"{day}T{hhmm}:00+08:00"
 
 
 async def test_a_full_course_is_credited(ledger, base, course):

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from tests.support.factories import (
     approved_course,
+    at,
     make_staff,
     online_sitting,
     professional_form,
@@ -13,10 +14,6 @@ from tests.support.factories import (
     ric,
 )
 from tests.support.http import assert_problem
-
-
-def at(hhmm: str, day: str = "2026-05-04") -> str:
-    return f"{day}T{hhmm}:00+08:00"
 
 
 async def push(ledger, base, course, person, start, end, **kw):

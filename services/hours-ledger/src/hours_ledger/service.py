@@ -678,7 +678,7 @@ async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id
         actor = Actor(principal.role, principal.region, principal.authority)
         if not any(governs_public_scope(actor, region) for region in regions or ()):
             raise Forbidden("the person has no records from units of your region", rule="out-of-scope")
-    if names.same_name(person["name"], name):
+    if person["name"] == name:  # (a correction of spacing or letter case alone is a correction)
         raise InvalidInput("the registry already holds this name for the person", rule="name-unchanged", field="name")
     await conn.execute("""
         WITH change AS (
