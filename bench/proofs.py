@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from verification import jsonld  # noqa: E402
 from verification.domain import integrity  # noqa: E402
-from verification.domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash  # noqa: E402
+from verification.domain.credential import Evidence, Line, ProofFacts, build_credential  # noqa: E402
 from verification.keys import StampKeys  # noqa: E402
 from verification.pdf import PdfLine, PdfProof, PdfRecord, render_and_sign  # noqa: E402
 
@@ -48,7 +48,7 @@ def facts(i: int) -> ProofFacts:
     return ProofFacts(
         proof_url=f"https://xueshi.example.gov.cn/v1/proofs/{i}", issuer_did="did:web:xueshi.example.gov.cn:issuers:350100",
         issuer_name="福州市人力资源和社会保障局", year=2026, scope="public", field=None, title="2026年度公需科目学时证明",
-        name="陈小明", masked_id="350102********0012", id_salt="00ff", id_hash=id_hash("350102199003070012", "00ff"),
+        name="陈小明", masked_id="**************0012",
         credited_hours=30, available_hours=30,
         lines=tuple(Line(str(t), f"主题{t}", h, h) for t, h in ((1, 7), (2, 7), (3, 2), (4, 7), (5, 7))),
         evidence=tuple(Evidence(f"5b1f0b3e-0000-4000-8000-{j:012d}", "课程", 6, "平台", "2026-05-04") for j in range(6)),

@@ -25,7 +25,7 @@ MUTABLE_TABLES = [
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
     "hours_ledger.seminar_trainees", "hours_ledger.name_changes", "hours_ledger.records", "hours_ledger.record_keys",
     "hours_ledger.people", "hours_ledger.person_keys",
-    "verification.proofs", "verification.status_lists",
+    "verification.proofs", "verification.status_lists", "verification.holder_checks",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
@@ -82,5 +82,7 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 def settings(database_url: str, tmp_path) -> Settings:
     # gc_thresholds="": the test process starts hundreds of apps; freezing the collector at each start would
     # keep every earlier test's cyclic garbage (tune_garbage_collector is tested on its own).
+    # failed_auth_per_minute=0: sweeps send hundreds of unauthenticated requests to one app (the limit is tested
+    # on its own).
     return Settings(database_url=database_url, data_dir=tmp_path / "data", db_pool_size=5, db_max_overflow=5,
-                    pii_key=TEST_PII_KEY, gc_thresholds="")
+                    pii_key=TEST_PII_KEY, gc_thresholds="", failed_auth_per_minute=0)

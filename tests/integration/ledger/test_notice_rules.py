@@ -271,8 +271,11 @@ async def test_hr_staff_correct_a_name_and_the_old_one_stays_in_the_history(ledg
                    "out-of-scope")
     reviewer = await make_staff(engine, "authority_reviewer", authority="A15")
     assert_problem(await ledger.post("/v1/people/name-corrections", json=correction, headers=reviewer.headers), 403)
+    # Nobody with that number: a city's staff get what they get for a person outside their region.
     assert_problem(await ledger.post("/v1/people/name-corrections", json={**correction, "id_number": ric(83)},
-                                     headers=fuzhou.headers), 404, "person-not-found")
+                                     headers=fuzhou.headers), 403, "out-of-scope")
+    assert_problem(await ledger.post("/v1/people/name-corrections", json={**correction, "id_number": ric(83)},
+                                     headers=admin.headers), 404, "person-not-found")
     corrected = await ledger.post("/v1/people/name-corrections", json=correction, headers=fuzhou.headers)
     assert corrected.status_code == 201, corrected.text
     assert corrected.json()["name"] == "王晓二" and corrected.json()["previous_name"] == "王小二"

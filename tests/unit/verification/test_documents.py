@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from verification import jsonld
 from verification.domain import integrity
-from verification.domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash
+from verification.domain.credential import (
+    Evidence,
+    Line,
+    ProofFacts,
+    build_credential,
+    has_hashed_identifier,
+    public_mask,
+)
 from verification.domain.encoding import (
     MIN_STATUS_BITS,
     decode_multikey,
@@ -25,7 +32,7 @@ from verification.service import Urls
 FACTS = ProofFacts(
     proof_url="https://xueshi.example.gov.cn/v1/proofs/1", issuer_did="did:web:xueshi.example.gov.cn:issuers:350100",
     issuer_name="福州市人力资源和社会保障局", year=2026, scope="public", field=None, title="2026年度公需科目学时证明",
-    name="陈小明", masked_id="350102********0012", id_salt="00ff", id_hash=id_hash("350102199003070012", "00ff"),
+    name="陈小明", masked_id="**************0012",
     credited_hours=9, available_hours=30, lines=(Line("3", "国际合作新机遇", 2, 2), Line("5", "人工智能实战运用", 7, 7)),
     evidence=(Evidence("5b1f0b3e-0000-4000-8000-000000000001", "人工智能赋能政务服务", 7, "智学平台", "2026-05-04"),),
     issued_at="2026-11-24T00:00:00Z", status_list_url="https://xueshi.example.gov.cn/v1/status-lists/350100/1",
@@ -85,7 +92,11 @@ def test_the_signature_covers_every_claim():
     assert not integrity.verify(signed, other, jsonld.canonicalize)[0]
 
 
-def test_the_holder_hash_is_salted_and_confirms_only_the_right_number():
-    assert id_hash("350102199003070012", "00ff") != id_hash("350102199003070012", "00fe")
-    assert id_hash("350102199003070012", "00ff") == FACTS.id_hash
-    assert id_hash("350102199003070013", "00ff") != FACTS.id_hash
+def test_a_credential_holds_nothing_of_the_id_number_but_its_last_four_characters():
+    credential = build_credential(FACTS)
+    identifiers = credential["credentialSubject"]["identifier"]
+    assert [i["identityType"] for i in identifiers] == ["name", "identifier"]
+    assert not has_hashed_identifier(credential) and "salt" not in str(credential)
+    assert identifiers[1]["identityHash"] == "**************0012" == public_mask("350102********0012")
+    legacy = {"credentialSubject": {"identifier": [{"hashed": True, "identityHash": "sha256$…", "salt": "00"}]}}
+    assert has_hashed_identifier(legacy)

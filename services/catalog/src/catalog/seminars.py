@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.exports import csv_document
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
@@ -323,15 +324,7 @@ async def overview(db: AsyncSession, principal: Principal, year: int, today: dt.
 
 
 def overview_csv(data: dict[str, Any]) -> str:
-    import csv
-    import io
-
-    out = io.StringIO()
     columns = ["id", "kind", "title", "status", "start_date", "end_date", "trainees", "budget_yuan", "funding",
                "credited_hours", "overdue_items", "subsidy_eligible", "subsidy_yuan", "roster_trainees",
                "roster_online_trainees", "warnings"]
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
-    for p in data["projects"]:
-        writer.writerow({k: "; ".join(p[k]) if k == "warnings" else p[k] for k in columns})
-    return "\ufeff" + out.getvalue()  # BOM: spreadsheet programs in China open UTF-8 CSV correctly with it
+    return csv_document(columns, ({**p, "warnings": "; ".join(p["warnings"])} for p in data["projects"]))

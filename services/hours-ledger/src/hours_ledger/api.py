@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
-from xueshi_shared.problems import InvalidInput, field_errors
+from xueshi_shared.problems import InvalidInput, Problem, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, PushingBase, refuse_token
@@ -99,13 +99,27 @@ async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, princip
     return await service.reverse_record(session, principal, record_id, body.reason, now())
 
 
-@router.get("/v1/people/{id_number}/transcript", response_model=schemas.Transcript,
-            summary="A person's transcript for a year (staff within scope)")
-async def transcript(
-    id_number: Annotated[str, Path(min_length=5, max_length=32)], request: Request, principal: CurrentPrincipal,
-    session: DbSession, year: Annotated[int, Query(ge=2000, le=2100)],
+@router.post("/v1/people/transcript", response_model=schemas.Transcript,
+             summary="A person's transcript for a year (staff within scope); the ID number in the body")
+async def transcript(body: schemas.TranscriptIn, request: Request, principal: CurrentPrincipal,
+                     session: DbSession) -> dict:
+    return await service.transcript(session, principal, request.app.state.pii_keys, body.id_number, body.year)
+
+
+@router.get("/v1/people/{id_number}/transcript", response_model=schemas.Transcript, deprecated=True,
+            summary="Deprecated: puts the ID number in the URL (and so in every proxy's log); use POST "
+                    "/v1/people/transcript")
+async def transcript_by_path(
+    id_number: Annotated[str, Path(min_length=5, max_length=32)], request: Request, response: Response,
+    principal: CurrentPrincipal, session: DbSession, year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> dict:
-    return await service.transcript(session, principal, request.app.state.pii_keys, id_number, year)
+    deprecation = {"Deprecation": "true", "Link": '</v1/people/transcript>; rel="successor-version"'}
+    response.headers.update(deprecation)
+    try:
+        return await service.transcript(session, principal, request.app.state.pii_keys, id_number, year)
+    except Problem as exc:
+        exc.headers = {**exc.headers, **deprecation}
+        raise
 
 
 @router.post("/v1/people/name-corrections", response_model=schemas.NameCorrectionOut, status_code=201,

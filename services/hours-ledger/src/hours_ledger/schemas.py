@@ -187,6 +187,11 @@ class Transcript(BaseModel):
     records: list[TranscriptRecord]
 
 
+class TranscriptIn(StrictModel):
+    id_number: Annotated[str, Field(min_length=5, max_length=32, description="In the body, never in a URL.")]
+    year: Annotated[int, Field(ge=2000, le=2100)]
+
+
 PersonName = Annotated[str, Field(min_length=1, max_length=100)]
 
 

@@ -30,7 +30,7 @@ from xueshi_shared.iam.governance import Actor, governs_field, governs_public_sc
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import LIVE_TOKENS
 from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
-from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unavailable
+from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Problem, Unavailable
 from xueshi_shared.regions import within
 
 from . import schemas
@@ -589,6 +589,19 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
     return {"record_id": record_id, "reversed_hours": record.credited_hours, "reversed_at": now}
 
 
+def _not_yours() -> Forbidden:
+    return Forbidden("the person has no records in your scope", rule="out-of-scope")
+
+
+def person_unknown(principal: Principal) -> Problem:
+    """The answer for an ID number the ledger does not know. Staff with a scope get what they get for a person
+    outside it (403), so that their answers never tell whether someone has studied anywhere; staff who see
+    everyone (province_admin, auditor) learn that nobody has records (404)."""
+    if principal.role in ("province_admin", "auditor"):
+        return NotFound("no study records for this person", rule="person-not-found")
+    return _not_yours()
+
+
 # ---- transcripts --------------------------------------------------------------------------------
 
 async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_number: str,
@@ -598,7 +611,7 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
         sa.select(Person).join(PersonKey, PersonKey.person_id == Person.id)
         .where(PersonKey.id_hash == keys.lookup_hash(id_number)))).scalar_one_or_none()
     if person is None:
-        raise NotFound("no study records for this person", rule="person-not-found")
+        raise person_unknown(principal)
     records = (await db.execute(
         sa.select(Record, sa.func.min(Sitting.started_at), sa.func.max(Sitting.ended_at))
         .join(Sitting, sa.and_(Sitting.person_id == Record.person_id, Sitting.year == Record.year,
@@ -612,7 +625,7 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
         all_records = (await db.execute(sa.select(Record.category, Record.unit_region, Record.field)
                                         .where(Record.person_id == person.id))).all()
         if not any(_governs(actor, c, r, f, stamps) for c, r, f in all_records):
-            raise Forbidden("the person has no records in your scope", rule="out-of-scope")
+            raise _not_yours()
 
     plan = (await db.execute(sa.text("SELECT required_hours FROM catalog.published_plans WHERE year = :y"),
                              {"y": year})).first()
@@ -671,13 +684,13 @@ async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id
     conn = await _driver(db)
     person = await conn.fetchrow(FIND_PEOPLE, [keys.lookup_hash(id_number)])
     if person is None:
-        raise NotFound("no study records for this person", rule="person-not-found")
+        raise person_unknown(principal)
     if principal.role == "city_admin":
         regions = await conn.fetchval(
             "SELECT array_agg(DISTINCT unit_region) FROM hours_ledger.records WHERE person_id = $1", person["id"])
         actor = Actor(principal.role, principal.region, principal.authority)
         if not any(governs_public_scope(actor, region) for region in regions or ()):
-            raise Forbidden("the person has no records from units of your region", rule="out-of-scope")
+            raise _not_yours()
     if person["name"] == name:  # (a correction of spacing or letter case alone is a correction)
         raise InvalidInput("the registry already holds this name for the person", rule="name-unchanged", field="name")
     await conn.execute("""

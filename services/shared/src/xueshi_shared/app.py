@@ -163,6 +163,8 @@ def build_service_app(
     app.state.settings = settings
     app.state.service_name = name
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.public_limiter = RateLimiter(settings.public_rate_limit_per_minute)
+    app.state.auth_failure_limiter = RateLimiter(settings.failed_auth_per_minute)
     app.state.metrics = new_metrics(name)
     app.state.expected_heads = {s: expected_heads(s) for s in schemas}
     install_problem_handlers(app)

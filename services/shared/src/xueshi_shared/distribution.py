@@ -64,7 +64,8 @@ PLACEMENTS: dict[str, Placement] = {
     "iam.principals": REFERENCE,
     "iam.tokens": REFERENCE,
     "iam.audit_events": COORDINATOR,
-    **{f"verification.{t}": COORDINATOR for t in ("certificate_authority", "stamps", "status_lists", "proofs")},
+    **{f"verification.{t}": COORDINATOR for t in ("certificate_authority", "stamps", "status_lists", "proofs",
+                                                            "holder_checks")},
     **{f"{s}.alembic_version": COORDINATOR for s in SCHEMAS},
 }
 

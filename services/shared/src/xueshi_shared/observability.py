@@ -18,18 +18,27 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .pii import redact
 from .problems import problem_response
 
-__all__ = ["ObservabilityMiddleware", "configure_logging", "new_metrics"]
+__all__ = ["ObservabilityMiddleware", "RedactingJsonFormatter", "configure_logging", "new_metrics"]
 
 access_log = logging.getLogger("xueshi.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines with ID numbers and bearer tokens masked wherever they appear: in the message, its arguments,
+    extra fields and tracebacks (an exception's text may quote what a client sent)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
-        JsonFormatter(
+        RedactingJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )

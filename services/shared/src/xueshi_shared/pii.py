@@ -26,7 +26,7 @@ from stdnum.cn import ric
 from .timekeeping import today as shanghai_today
 
 __all__ = ["ID_TYPES", "IdNumberProblem", "PiiKeys", "derive_key", "ensure_key_file", "id_number_error", "load_keys",
-           "load_master", "mask_id_number", "normalise_id_number", "ric_problem", "ric_regions"]
+           "load_master", "mask_id_number", "normalise_id_number", "redact", "ric_problem", "ric_regions"]
 
 ID_TYPES = ("RIC", "passport", "hk_macau_permit", "taiwan_permit")
 
@@ -98,6 +98,21 @@ def ric_problem(value: str, today: dt.date) -> IdNumberProblem | None:
         return IdNumberProblem("id-number", "region",
                                "the region code (the first six digits) is not one GB/T 2260 has ever listed")
     return None
+
+
+# What redact() hides wherever text may carry it: a resident-ID-shaped number (17 digits and a digit or X, not
+# inside a longer run of digits) and a bearer token.
+_RIC_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+_TOKEN_IN_TEXT = re.compile(r"xs_[A-Za-z0-9_-]{16,}")
+
+
+def redact(text: str) -> str:
+    """`text` with every resident ID number masked and every bearer token cut to its prefix (log lines, problem
+    instances, audit targets: anything that might echo what a client sent)."""
+    if len(text) < 18:
+        return text
+    text = _RIC_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
+    return _TOKEN_IN_TEXT.sub("xs_…", text)
 
 
 def mask_id_number(value: str) -> str:

@@ -7,6 +7,7 @@ The exception hierarchy, shallow on purpose:
     ├── Unauthenticated       401: no, unknown or revoked bearer token
     ├── Forbidden             403: the role or scope does not allow the action
     ├── NotFound              404
+    ├── Gone                  410: it existed and is withdrawn
     └── Conflict              409: the request contradicts the current state
 
 Domain code raises these (or subclasses with their own rule slug); `install_problem_handlers` maps
@@ -34,6 +35,7 @@ __all__ = [
     "Conflict",
     "FieldError",
     "Forbidden",
+    "Gone",
     "InvalidInput",
     "NotFound",
     "Problem",
@@ -142,6 +144,12 @@ class NotFound(Problem):
     title = "Not found"
 
 
+class Gone(Problem):
+    status = 410
+    rule = "gone"
+    title = "Gone"
+
+
 class TooManyRequests(Problem):
     status = 429
     rule = "rate-limited"
@@ -240,7 +248,7 @@ def field_errors(raw: Sequence[Any], prefix: Sequence[Any] = ()) -> list[FieldEr
 
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Problem) -> Response:
-        body = exc.body(instance=request.url.path if exc.status != 401 else None)
+        body = exc.body(instance=safe_path(request) if exc.status != 401 else None)
         return Response(orjson.dumps(body), status_code=exc.status, media_type=PROBLEM_JSON, headers=exc.headers)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
@@ -320,6 +328,20 @@ def _is_connection_lost(error: BaseException | None) -> bool:
 def _is_untextual(error: BaseException | None) -> bool:
     return isinstance(error, asyncpg.exceptions.CharacterNotInRepertoireError
                       | asyncpg.exceptions.UntranslatableCharacterError)
+
+
+def safe_path(request: Request) -> str:
+    """The request's path for a problem's `instance`, with whatever personal data a path parameter holds masked
+    (an ID number sent in the path of a deprecated route) and anything else shaped like an ID number or a token."""
+    from .pii import mask_id_number, redact
+
+    route = request.scope.get("route")
+    if route is None or "id_number" not in request.path_params:
+        return redact(request.url.path)
+    path = str(route.path)
+    for name, value in request.path_params.items():
+        path = path.replace("{" + name + "}", mask_id_number(str(value)) if name == "id_number" else str(value))
+    return redact(path)
 
 
 def _route_template(request: Request) -> str:

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
 
     # Requests a minute per bearer token and process (429 with Retry-After beyond); 0 turns it off.
     rate_limit_per_minute: int = 12_000
+    # Per client address (the peer, or the client a trusted proxy names: FORWARDED_ALLOW_IPS) and process, a
+    # minute, 429 with Retry-After beyond; 0 turns a limit off. Public requests (verification, proofs, the page,
+    # status lists, DID documents); holder confirmations (an ID number checked against a proof); failed
+    # authentications (beyond it they are refused without an audit event each, so that nobody can flood the
+    # trail that the database keeps for six months).
+    public_rate_limit_per_minute: int = Field(default=600, ge=0)
+    holder_checks_per_minute: int = Field(default=10, ge=0)
+    failed_auth_per_minute: int = Field(default=30, ge=0)
+    # Failed holder confirmations one proof allows a day, from all clients together (then 429): a budget no
+    # number of addresses can multiply.
+    holder_failures_per_proof_per_day: int = Field(default=10, ge=1)
     # uvicorn worker processes per service (`xueshi serve`); each has its own connection pool.
     workers: int = 1
 

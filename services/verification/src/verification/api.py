@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute
+from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PublicClient, limit_client
 
 from . import schemas, service
 
@@ -34,15 +34,15 @@ async def issue_proof(body: schemas.ProofIn, request: Request, principal: Curren
 
 @router.get("/v1/proofs/{proof_id}", tags=["proofs"], summary="The signed credential (public)",
             response_class=Response, responses={200: {"content": {"application/vc+ld+json": {}}}})
-async def get_proof(proof_id: uuid.UUID, session: DbSession) -> Response:
-    proof = await service.get_proof(session, proof_id)
+async def get_proof(proof_id: uuid.UUID, session: DbSession, _: None = PublicClient) -> Response:
+    proof = await service.published_proof(session, proof_id)
     return Response(orjson.dumps(proof.credential), media_type="application/vc+ld+json")
 
 
 @router.get("/v1/proofs/{proof_id}/pdf", tags=["proofs"], summary="The signed PDF (public)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-async def get_pdf(proof_id: uuid.UUID, session: DbSession) -> Response:
-    proof = await service.get_proof(session, proof_id)
+async def get_pdf(proof_id: uuid.UUID, session: DbSession, _: None = PublicClient) -> Response:
+    proof = await service.published_proof(session, proof_id)
     return Response(proof.pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="xueshi-{proof_id}.pdf"'})
 
@@ -57,13 +57,22 @@ async def revoke_proof(proof_id: uuid.UUID, body: schemas.RevocationIn, principa
 
 @router.post("/v1/verifications", response_model=schemas.VerificationOut, tags=["verification"],
              summary="Verify a credential: proof, issuer key, status, validity, optionally the holder (public)")
-async def verify(body: schemas.VerificationIn, request: Request, session: DbSession) -> dict:
-    return await service.verify_credential(session, _urls(request), body.credential, body.id_number, now())
+async def verify(body: schemas.VerificationIn, request: Request, session: DbSession, _: None = PublicClient) -> dict:
+    holder = None
+    if body.id_number is not None:
+        settings = request.app.state.settings
+        limit_client(request, request.app.state.holder_limiter, "holder confirmations")
+        holder = service.HolderQuestion(request.app.state.pii_keys.lookup_hash(body.id_number),
+                                        request.client.host if request.client else None,
+                                        getattr(request.state, "request_id", None),
+                                        settings.holder_failures_per_proof_per_day)
+    return await service.verify_credential(session, _urls(request), body.credential, holder, now())
 
 
 @router.post("/v1/verifications/batch", response_model=schemas.BulkVerificationOut, tags=["verification"],
              summary="Verify up to 1,000 credentials in one call (public)")
-async def verify_many(body: schemas.BulkVerificationIn, request: Request, session: DbSession) -> dict:
+async def verify_many(body: schemas.BulkVerificationIn, request: Request, session: DbSession,
+                      _: None = PublicClient) -> dict:
     moment = now()
     return {"results": [await service.verify_credential(session, _urls(request), c, None, moment)
                         for c in body.credentials]}
@@ -71,7 +80,7 @@ async def verify_many(body: schemas.BulkVerificationIn, request: Request, sessio
 
 @router.get("/issuers/{body}/did.json", tags=["published"], summary="did:web document of a stamping body",
             response_class=Response, responses={200: {"content": {"application/did+json": {}}}})
-async def did_document(body: BodyCode, request: Request, session: DbSession) -> Response:
+async def did_document(body: BodyCode, request: Request, session: DbSession, _: None = PublicClient) -> Response:
     doc = await service.did_document(session, _urls(request), body)
     return Response(orjson.dumps(doc), media_type="application/did+json")
 
@@ -80,7 +89,7 @@ async def did_document(body: BodyCode, request: Request, session: DbSession) -> 
             summary="A signed BitstringStatusListCredential", response_class=Response,
             responses={200: {"content": {"application/vc+ld+json": {}}}})
 async def status_list(body: BodyCode, list_no: Annotated[int, Path(ge=1, le=1_000_000)], request: Request,
-                      session: DbSession) -> Response:
+                      session: DbSession, _: None = PublicClient) -> Response:
     doc = await service.status_list_document(session, request.app.state.stamp_secret, _urls(request), body, list_no)
     return Response(orjson.dumps(doc), media_type="application/vc+ld+json",
                     headers={"Cache-Control": "max-age=60"})
@@ -88,7 +97,7 @@ async def status_list(body: BodyCode, list_no: Annotated[int, Path(ge=1, le=1_00
 
 @router.get("/v1/trust/ca.pem", tags=["published"], summary="The CA certificate that certifies every stamp's PDF key",
             response_class=Response, responses={200: {"content": {"application/x-pem-file": {}}}})
-async def ca_certificate(request: Request, session: DbSession) -> Response:
+async def ca_certificate(request: Request, session: DbSession, _: None = PublicClient) -> Response:
     return Response(await service.ca_pem(session, request.app.state.stamp_secret), media_type="application/x-pem-file")
 
 
@@ -120,12 +129,16 @@ The credential and the PDF signature can be verified offline with standard tools
 
 @router.get("/verify/{proof_id}", response_class=HTMLResponse, tags=["verification"],
             summary="Public verification page (the QR code's target)")
-async def verify_page(proof_id: str, session: DbSession) -> HTMLResponse:
+async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient) -> HTMLResponse:
     proof = None
     try:
         proof = await session.get(service.Proof, uuid.UUID(proof_id))
     except ValueError:
         proof = None
+    if proof is not None and service.has_hashed_identifier(proof.credential):
+        content = ('<p class="badge unknown">已停止公开<span class="en">Withdrawn</span></p>'
+                   "<p>该证明的格式可能泄露证件号码，已停止公开，请联系验印机关重新验印。</p>")
+        return HTMLResponse(_PAGE.format(title="已停止公开", content=content), status_code=410)
     if proof is None:
         content = ('<p class="badge unknown">未找到该证明<span class="en">Unknown proof</span></p>'
                    "<p>系统中没有此编号的学时证明。请核对二维码或编号；伪造的“证书查询”网站可能冒用本页面样式。</p>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
 from xueshi_shared.pii import PiiKeys, derive_key, load_master
+from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
 from .api import router as verification_router
@@ -32,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pii_keys = PiiKeys.from_master(master)
     app.state.stamp_secret = derive_key(master, STAMP_KEY_PURPOSE)
     app.state.urls = Urls(settings.verification_url())
+    app.state.holder_limiter = RateLimiter(settings.holder_checks_per_minute)
     return app

@@ -78,3 +78,16 @@ class Proof(Base):
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     revocation_reason: Mapped[str | None] = mapped_column(sa.Text)
     __table_args__ = (sa.UniqueConstraint("body", "status_list_no", "status_index", name="proofs_status_slot"),)
+
+
+class HolderCheck(Base):
+    """One online confirmation of a proof's holder (an ID number checked against the proof's person): whether it
+    matched, when, from which client. Never the number. Failed ones count against the proof's daily budget."""
+
+    __tablename__ = "holder_checks"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    proof_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    matched: Mapped[bool] = mapped_column(sa.Boolean)
+    client_address: Mapped[str | None] = mapped_column(sa.Text)
+    checked_at: Mapped[dt.datetime] = _now()
+    __table_args__ = (sa.Index("holder_checks_proof_time", "proof_id", "checked_at"),)

@@ -36,7 +36,9 @@ class RevocationOut(BaseModel):
 class VerificationIn(StrictModel):
     credential: Any = Field(description="The credential as received (JSON object).")
     id_number: Annotated[str | None, Field(min_length=5, max_length=32, description=(
-        "Optional: confirms the holder against the salted hash in the credential; never stored."))] = None
+        "Optional: confirms online that this ID number is the holder's, against the registry's record of the proof "
+        "(match or no match; rate-limited per client and per proof; audited; the number is never stored or "
+        "echoed). Nothing in a credential lets anyone check it offline."))] = None
 
 
 class Check(BaseModel):

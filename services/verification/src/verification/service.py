@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,13 +18,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
+from xueshi_shared.iam.service import record_audit
 from xueshi_shared.pii import PiiKeys
-from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+from xueshi_shared.problems import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooManyRequests
 from xueshi_shared.regions import PROVINCE
 
 from . import jsonld
 from .domain import integrity
-from .domain.credential import Evidence, Line, ProofFacts, build_credential, id_hash, status_list_credential
+from .domain.credential import (
+    Evidence,
+    Line,
+    ProofFacts,
+    build_credential,
+    has_hashed_identifier,
+    public_mask,
+    status_list_credential,
+)
 from .domain.encoding import (
     MIN_STATUS_BITS,
     encode_multikey,
@@ -32,7 +42,7 @@ from .domain.encoding import (
     status_bit,
 )
 from .keys import HR_AUTHORITY, body_for_authority, body_names, current_stamp, ensure_ca, load_stamp
-from .models import CertificateAuthority, Proof, Stamp, StatusList
+from .models import CertificateAuthority, HolderCheck, Proof, Stamp, StatusList
 from .pdf import PdfLine, PdfProof, PdfRecord, render_and_sign
 
 __all__ = ["Urls", "issue_proof", "revoke_proof", "verify_credential"]
@@ -184,14 +194,13 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
     proof_id = uuid.uuid4()
     list_no, index = await _allocate_status(db, body)
     now = dt.datetime.now(dt.UTC)
-    salt = secrets.token_hex(16)
-    person_name, masked = records[0].person_name, records[0].id_masked
+    person_name, masked = records[0].person_name, public_mask(records[0].id_masked)
     evidence = tuple(Evidence(str(r.id), r.course_title or "", r.credited_hours, r.base_name or "",
                               f"{r.first_sitting.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d}")
                      for r in records)
     facts = ProofFacts(
         proof_url=urls.proof(proof_id), issuer_did=urls.did(body), issuer_name=stamp.name, year=year, scope=scope,
-        field=field, title=title, name=person_name, masked_id=masked, id_salt=salt, id_hash=id_hash(id_number, salt),
+        field=field, title=title, name=person_name, masked_id=masked,
         credited_hours=credited, available_hours=available, lines=lines, evidence=evidence, issued_at=_xsd(now),
         status_list_url=urls.status_list(body, list_no), status_index=index)
     credential = build_credential(facts)
@@ -221,6 +230,16 @@ async def get_proof(db: AsyncSession, proof_id: uuid.UUID) -> Proof:
     proof = await db.get(Proof, proof_id)
     if proof is None:
         raise NotFound("no such proof", rule="proof-not-found")
+    return proof
+
+
+async def published_proof(db: AsyncSession, proof_id: uuid.UUID) -> Proof:
+    """A proof as the public may fetch it. Proofs stamped before holder confirmation moved online carry a salted
+    hash of the ID number beside a mask that shows its region: they are withheld (410), to be stamped again."""
+    proof = await get_proof(db, proof_id)
+    if has_hashed_identifier(proof.credential):
+        raise Gone("this proof was stamped in a form that exposed the ID number to guessing; it is no longer "
+                   "published: the stamping body stamps it again", rule="proof-withdrawn")
     return proof
 
 
@@ -306,7 +325,48 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, id_number: str | None,
+@dataclass(frozen=True)
+class HolderQuestion:
+    """An online confirmation of the holder: the ID number asked about (kept only as its keyed hash), who asks."""
+
+    id_hash: bytes
+    client: str | None
+    request_id: str | None
+    failures_per_day: int
+
+
+async def _holder(db: AsyncSession, urls: Urls, credential: dict[str, Any], question: HolderQuestion,
+                  now: dt.datetime) -> dict[str, Any]:
+    """Whether the ID number asked about is the proof's holder, checked against the registry's own record of the
+    proof (the credential carries nothing to check it with offline). Each answer is recorded and audited; failed
+    ones count against the proof's daily budget, whatever the address they come from."""
+    proof_url = str(credential.get("id", ""))
+    proof = None
+    if proof_url.startswith(urls.proof("")):
+        try:
+            # Locked: one proof's confirmations are counted one at a time, so that no burst outruns its budget.
+            proof = await db.get(Proof, uuid.UUID(proof_url[len(urls.proof("")):]), with_for_update=True)
+        except ValueError:
+            proof = None
+    if proof is None:
+        return _check("holder", False, "not a proof of this registry: its holder cannot be confirmed")
+    failures = await db.scalar(sa.select(sa.func.count()).select_from(HolderCheck).where(
+        HolderCheck.proof_id == proof.id, HolderCheck.matched.is_(False),
+        HolderCheck.checked_at > now - dt.timedelta(days=1)))
+    if failures >= question.failures_per_day:
+        raise TooManyRequests("this proof's holder was asked about too often with a wrong ID number today; try "
+                              "again tomorrow", retry_after="3600", rule="holder-check-limit")
+    matched = hmac.compare_digest(bytes(proof.person_hash), question.id_hash)
+    db.add(HolderCheck(proof_id=proof.id, matched=matched, client_address=question.client, checked_at=now))
+    await record_audit(db, service="verification", action="POST /v1/verifications (holder)",
+                       outcome="match" if matched else "no-match", status=200, principal=None,
+                       target={"proof": str(proof.id)}, client_address=question.client,
+                       request_id=question.request_id)
+    return _check("holder", matched, "the ID number is the holder's" if matched
+                  else "the ID number is not the holder's")
+
+
+async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, holder: HolderQuestion | None,
                             now: dt.datetime) -> dict[str, Any]:
     checks: list[dict[str, Any]] = []
     if not isinstance(credential, dict):
@@ -376,12 +436,8 @@ async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, id_nu
             revoked = status_bit(row.bits, index)
             checks.append(_check("status", not revoked, "revoked by the issuer" if revoked else "not revoked"))
 
-    if id_number is not None:
-        subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
-        hashed = [i for i in subject.get("identifier", []) if isinstance(i, dict) and i.get("hashed") is True]
-        match = any(i.get("identityHash") == id_hash(id_number, str(i.get("salt", ""))) for i in hashed)
-        checks.append(_check("holder", match, "the ID number matches the holder" if match
-                             else "the ID number does not match the holder"))
+    if holder is not None:
+        checks.append(await _holder(db, urls, credential, holder, now))
 
     subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
     verified = all(c["ok"] for c in checks)

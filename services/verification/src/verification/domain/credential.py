@@ -1,8 +1,10 @@
 """The shape of a stamped study proof: a W3C VC 2.0 OpenBadgeCredential (Open Badges 3.0).
 
 Only terms defined by the two contexts are used (the issuer refuses anything else, see jsonld.py):
-- the subject is an `AchievementSubject` with `creditsEarned` (the credited 学时) and `identifier`s:
-  the name, the masked ID number, and the full ID number as a salted SHA-256 (`hashed: true`);
+- the subject is an `AchievementSubject` with `creditsEarned` (the credited 学时) and two `identifier`s: the
+  name and the ID number's last four characters (`**************0012`). Nothing else of the number: a salted
+  hash beside a mask that shows the region could be searched in a second (at most ~2,700 birth dates), so the
+  holder is confirmed online only (`POST /v1/verifications` with `id_number`), against the registry's record;
 - the `achievement` names the plan or field and the year, with `creditsAvailable` and, per topic or
   field, a `ResultDescription` whose `result` on the subject carries the 学时 credited;
 - the ledger records covered are `evidence`;
@@ -11,18 +13,27 @@ Only terms defined by the two contexts are used (the issuer refuses anything els
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONTEXT", "Evidence", "Line", "ProofFacts", "build_credential", "id_hash", "status_list_credential"]
+__all__ = ["CONTEXT", "Evidence", "Line", "ProofFacts", "build_credential", "has_hashed_identifier", "public_mask",
+           "status_list_credential"]
 
 CONTEXT = ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"]
 
 
-def id_hash(id_number: str, salt: str) -> str:
-    """Open Badges' hashed IdentityObject: "sha256$" + hex(SHA-256(value + salt))."""
-    return "sha256$" + hashlib.sha256((id_number.strip().upper() + salt).encode()).hexdigest()
+def public_mask(masked: str) -> str:
+    """What a public document shows of an ID number: its last four characters (the ledger's staff-facing mask
+    also shows the region, which with the check digit leaves only the birth date to guess)."""
+    return "*" * max(0, len(masked) - 4) + masked[-4:]
+
+
+def has_hashed_identifier(credential: dict[str, Any]) -> bool:
+    """Whether a credential carries a hashed identifier (the proofs stamped before holder confirmation moved
+    online did): such a credential is not published again."""
+    subject = credential.get("credentialSubject")
+    identifiers = subject.get("identifier", []) if isinstance(subject, dict) else []
+    return any(isinstance(i, dict) and i.get("hashed") is True for i in identifiers)
 
 
 @dataclass(frozen=True)
@@ -52,9 +63,7 @@ class ProofFacts:
     field: str | None
     title: str              # e.g. 2026年度专业技术人员继续教育公需科目学时
     name: str
-    masked_id: str
-    id_salt: str
-    id_hash: str
+    masked_id: str          # public_mask: the last four characters
     credited_hours: int
     available_hours: int
     lines: tuple[Line, ...]
@@ -79,8 +88,6 @@ def build_credential(f: ProofFacts) -> dict[str, Any]:
                 {"type": "IdentityObject", "identityType": "name", "hashed": False, "identityHash": f.name},
                 {"type": "IdentityObject", "identityType": "identifier", "hashed": False,
                  "identityHash": f.masked_id},
-                {"type": "IdentityObject", "identityType": "nationalIdentityNumber", "hashed": True,
-                 "identityHash": f.id_hash, "salt": f.id_salt},
             ],
             "creditsEarned": f.credited_hours,
             "term": str(f.year),
