@@ -64,6 +64,8 @@ async def _write_old_rows(conn) -> dict:
                 INSERT INTO hours_ledger.allocations (record_id, person_id, day, started_at, ended_at, seconds)
                 VALUES (:r, :p, :d, :s, :e, 5400)"""),
                 {"r": record, "p": person, "d": dt.date(year, 5, 4), "s": start, "e": start + dt.timedelta(minutes=90)})
+            await conn.execute(sa.text("INSERT INTO hours_ledger.person_days (person_id, day, seconds) "
+                                       "VALUES (:p, :d, 5400)"), {"p": person, "d": dt.date(year, 5, 4)})
             at = start + dt.timedelta(hours=2)
             digest = entry_hash(prev, person_id=person, seq=seq, record_id=record, kind="credit", hours=2,
                                 seconds=5400, actor_id=ACTOR, reason=None, recorded_at=at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from tests.support.factories import (
@@ -173,3 +174,58 @@ async def test_integrity_finds_a_record_changed_behind_its_entry(ledger, base, c
     report = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
     assert report["valid"] is False and "record" in report["problems"][0]["problem"]
     assert_problem(await ledger.get("/v1/ledger/integrity", headers=fuzhou.headers), 403, "role-not-allowed")
+
+
+# ---- everything a transcript or a proof is computed from is covered ------------------------------------------------
+
+TAMPERING = {
+    "a reversal undone": (
+        "UPDATE hours_ledger.records SET reversed_at = NULL, reversed_by = NULL, reversal_reason = NULL "
+        "WHERE reversed_at IS NOT NULL", "reversal was undone"),
+    "a reversal forged": ("UPDATE hours_ledger.records SET reversed_at = now() WHERE id = "
+                          "(SELECT id FROM hours_ledger.records WHERE reversed_at IS NULL LIMIT 1)",
+                          "without a reversal entry"),
+    "a record hidden (its sittings deleted)": (
+        "DELETE FROM hours_ledger.sittings WHERE record_id = (SELECT id FROM hours_ledger.records "
+        "WHERE reversed_at IS NULL LIMIT 1)", "sittings"),
+    "a record moved to another course": (
+        "UPDATE hours_ledger.records SET course_id = gen_random_uuid() WHERE id = "
+        "(SELECT id FROM hours_ledger.records WHERE reversed_at IS NULL LIMIT 1)", "course"),
+    "a record deleted": (
+        "DELETE FROM hours_ledger.allocations WHERE record_id = (SELECT id FROM hours_ledger.records "
+        "WHERE reversed_at IS NULL LIMIT 1);"
+        "DELETE FROM hours_ledger.sittings WHERE record_id = (SELECT id FROM hours_ledger.records "
+        "WHERE reversed_at IS NULL LIMIT 1);"
+        "DELETE FROM hours_ledger.records WHERE id = (SELECT id FROM hours_ledger.records WHERE reversed_at IS NULL "
+        "LIMIT 1)", "is gone"),
+    "a record moved to another field": ("UPDATE hours_ledger.records SET category = 'professional', topic = NULL, "
+                                        "field = 'A20.1' WHERE reversed_at IS NULL", "category, field, topic"),
+    "a record moved to another region": ("UPDATE hours_ledger.records SET unit_region = '350203'", "region"),
+    "the person renamed": ("UPDATE hours_ledger.people SET name = '张冒名'", "name is not the one"),
+    "a day's total reset": ("UPDATE hours_ledger.person_days SET seconds = 0", "counted allocations"),
+    "a record inserted": (
+        "INSERT INTO hours_ledger.records (person_id, year, id, base_id, external_id, course_id, category, topic, "
+        "field, course_hours, mode, unit_name, unit_uscc, unit_region, counted_seconds, credited_hours, status, "
+        "adjustments) SELECT person_id, year, gen_random_uuid(), base_id, 'forged', course_id, category, topic, field, "
+        "course_hours, mode, unit_name, unit_uscc, unit_region, counted_seconds, credited_hours, status, adjustments "
+        "FROM hours_ledger.records LIMIT 1", "has no ledger entry"),
+}
+
+
+@pytest.mark.parametrize("change", list(TAMPERING))
+async def test_integrity_finds_each_change_made_behind_the_services_back(ledger, base, course, engine, auditor,
+                                                                        admin, change):
+    await _ledger_with_entries(ledger, base, course)
+    first = (await ledger.post("/v1/people/transcript", json={"id_number": ric(107), "year": 2026},
+                               headers=admin.headers)).json()["records"][0]["record_id"]
+    assert (await ledger.post(f"/v1/records/{first}/reversal", json={"reason": "替学"},
+                              headers=admin.headers)).status_code == 200
+    await ledger.post("/v1/people/name-corrections", json={"id_number": ric(107), "name": "陈晓明", "reason": "证件"},
+                      headers=admin.headers)
+    clean = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
+    assert clean["valid"] is True, clean
+    sql, expected = TAMPERING[change]
+    await _tamper(engine, sql)
+    report = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
+    assert report["valid"] is False
+    assert any(expected in p["problem"] for p in report["problems"]), report["problems"]

@@ -108,11 +108,11 @@ _WRITE = """
       ON CONFLICT (person_id, day) DO UPDATE SET seconds = pd.seconds + EXCLUDED.seconds),
     ent AS (
       INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
-        recorded_at, prev_hash, hash)
-      SELECT u.pid, u.seq, u.rid, 'credit', u.hours, u.seconds, u.actor, NULL, $2, u.prev, u.hash
+        recorded_at, prev_hash, hash, facts)
+      SELECT u.pid, u.seq, u.rid, 'credit', u.hours, u.seconds, u.actor, NULL, $2, u.prev, u.hash, u.facts::jsonb
       FROM unnest($39::uuid[], $40::bigint[], $41::int[], $42::uuid[], $43::smallint[], $44::int[], $45::bytea[],
-                  $46::bytea[])
-        AS u(actor, pid, seq, rid, hours, seconds, prev, hash))
+                  $46::bytea[], $52::text[])
+        AS u(actor, pid, seq, rid, hours, seconds, prev, hash, facts))
     UPDATE hours_ledger.people p SET entry_count = u.seq, last_hash = u.hash,
       name = CASE WHEN p.entry_count = 0 THEN u.name ELSE p.name END  -- the first record written fixes the name
     FROM unnest($47::bigint[], $48::int[], $49::bytea[], $51::text[]) AS u(pid, seq, hash, name) WHERE p.id = u.pid"""
@@ -246,7 +246,7 @@ async def _apply(conn: asyncpg.Connection, senders: list[Principal], admitted: d
             continue
         if not names[pid][1]:
             names[pid] = (a.body.name, True)
-        one = service.stage(a, pid, heads[pid], states[pid], digests[i], senders[i].id, now)
+        one = service.stage(a, pid, heads[pid], states[pid], digests[i], senders[i].id, now, names[pid][0])
         heads[pid] = (one.seq, one.entry)
         written[key] = one
         staged.append((one, senders[i]))
@@ -336,7 +336,7 @@ async def _write(conn: asyncpg.Connection, sent: list[tuple[service.Staged, Prin
             [one.decision.credited_hours for one in staged], [one.decision.counted_seconds for one in staged],
             [one.prev for one in staged], [one.entry for one in staged],
             touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched], sitting_modes,
-            [names[p] for p in touched])
+            [names[p] for p in touched], [orjson.dumps(one.facts).decode() for one in staged])
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise

@@ -156,12 +156,13 @@ class PersonDay(Base):
 
 
 class Entry(Base):
-    """The append-only ledger: a credit per record, a reversal per correction, chained by hash per person."""
+    """The append-only ledger, chained by hash per person: a credit per record (its `facts`: what the record says),
+    a reversal per correction, a rename per name correction (`facts`: the new name's digest)."""
 
     __tablename__ = "entries"
     person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     kind: Mapped[str] = mapped_column(sa.String(16))
     hours: Mapped[int] = mapped_column(sa.SmallInteger)
     seconds: Mapped[int] = mapped_column(sa.Integer)
@@ -170,8 +171,11 @@ class Entry(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     prev_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    # Credits and renames since hours_ledger_0007 (null before; their hashes cover what they always did).
+    facts: Mapped[dict | None] = mapped_column(JSONB)
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('credit', 'reversal')", name="kind"),
+        sa.CheckConstraint("kind IN ('credit', 'reversal', 'rename')", name="kind"),
+        sa.CheckConstraint("(kind = 'rename') = (record_id IS NULL)", name="record_entries"),
     )
 
 

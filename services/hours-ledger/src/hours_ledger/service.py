@@ -34,7 +34,7 @@ from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput
 from xueshi_shared.regions import within
 
 from . import schemas
-from .domain import names, rules
+from .domain import facts, names, rules
 from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting
 
 HR_AUTHORITY = "A12"
@@ -59,14 +59,19 @@ def request_hash(keys: PiiKeys, body: schemas.RecordIn) -> bytes:
 
 # ---- the hash chain -----------------------------------------------------------------------------
 
-def entry_hash(prev: bytes, *, person_id: int, seq: int, record_id: uuid.UUID, kind: str, hours: int, seconds: int,
-               actor_id: uuid.UUID, reason: str | None, recorded_at: dt.datetime) -> bytes:
-    payload = orjson.dumps({
+def entry_hash(prev: bytes, *, person_id: int, seq: int, record_id: uuid.UUID | None, kind: str, hours: int,
+               seconds: int, actor_id: uuid.UUID, reason: str | None, recorded_at: dt.datetime,
+               facts: dict[str, Any] | None = None) -> bytes:
+    """The entry's link in the person's chain. `facts` (domain/facts.py) are covered when the entry has them; an
+    entry written before they existed hashes as it always did."""
+    content: dict[str, Any] = {
         "person": person_id, "seq": seq, "record": str(record_id), "kind": kind, "hours": hours,
         "seconds": seconds, "actor": str(actor_id), "reason": reason,
         "at": recorded_at.astimezone(dt.UTC).isoformat(),
-    }, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(prev + payload).digest()
+    }
+    if facts is not None:
+        content["facts"] = facts
+    return hashlib.sha256(prev + orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: uuid.UUID, kind: str, hours: int,
@@ -274,8 +279,8 @@ _WRITE = """
       ON CONFLICT (person_id, day) DO UPDATE SET seconds = pd.seconds + EXCLUDED.seconds),
     ent AS (
       INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
-        recorded_at, prev_hash, hash)
-      VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35))
+        recorded_at, prev_hash, hash, facts)
+      VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35, $38::jsonb))
     UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35,
       name = CASE WHEN entry_count = 0 THEN $36 ELSE name END  -- the first record written fixes the name
     WHERE id = $5"""
@@ -449,6 +454,7 @@ class Staged:
     seq: int
     prev: bytes
     entry: bytes
+    facts: dict[str, Any]
 
     def result(self) -> dict[str, Any]:
         return {"record_id": self.record_id, "external_id": self.admitted.body.external_id,
@@ -458,20 +464,28 @@ class Staged:
 
 
 def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: rules.PersonState, digest: bytes,
-          actor_id: uuid.UUID, now: dt.datetime) -> Staged:
+          actor_id: uuid.UUID, now: dt.datetime, name: str) -> Staged:
     """Decide a record against the person's state and chain head (entry_count, last_hash), and take the decision
-    into `state` (what the ledger holds for the person once the record is written)."""
+    into `state` (what the ledger holds for the person once the record is written). `name`: the person's registered
+    name once the record is written."""
     decision = rules.decide(admitted.facts, admitted.plan, admitted.sittings, admitted.exam, state)
     state.add(admitted.facts, admitted.sittings, decision)
     record_id = uuid.uuid4()
     adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
                     "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
     seq, prev = head[0] + 1, head[1]
+    course, body = admitted.course, admitted.body
+    vouched = facts.record_facts(
+        year=course["year"], course_id=body.course_id, base_id=course["base_id"], external_id=body.external_id,
+        category=course["category"], topic=course["topic"], field=course["field"], unit_region=body.unit.region,
+        credited_hours=decision.credited_hours, counted_seconds=decision.counted_seconds,
+        sittings=((s.start, s.end) for s in admitted.sittings),
+        allocations=((a.day, a.start, a.end) for a in decision.allocations), name=name)
     entry = entry_hash(prev, person_id=person_id, seq=seq, record_id=record_id, kind="credit",
                        hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=actor_id,
-                       reason=None, recorded_at=now)
+                       reason=None, recorded_at=now, facts=vouched)
     return Staged(record_id, person_id, admitted, digest, decision, decision.status(admitted.course["hours"]),
-                  adjustments, seq, prev, entry)
+                  adjustments, seq, prev, entry, vouched)
 
 
 def forget_year(year: int) -> None:
@@ -505,7 +519,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
                               day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
     used_state(state, course["year"], state_row)
     staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state, digest,
-                   principal.id, now)
+                   principal.id, now, person["name"] if person["entry_count"] > 0 else body.name)
     decision = staged.decision
     per_day: dict[dt.date, int] = defaultdict(int)
     for a in decision.allocations:
@@ -522,7 +536,7 @@ async def push_record(db: AsyncSession, principal: Principal, body: schemas.Reco
             [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
             [_instant(a.end) for a in decision.allocations],
             list(per_day), list(per_day.values()), staged.seq, principal.id, staged.prev, staged.entry, body.name,
-            [s.mode for s in sittings])
+            [s.mode for s in sittings], orjson.dumps(staged.facts).decode())
     except asyncpg.CheckViolationError as exc:
         if "no partition" not in str(exc):
             raise
@@ -693,20 +707,100 @@ async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id
             raise _not_yours()
     if person["name"] == name:  # (a correction of spacing or letter case alone is a correction)
         raise InvalidInput("the registry already holds this name for the person", rule="name-unchanged", field="name")
+    # The correction is an entry of the person's chain, vouching for the new name (domain/facts.py).
+    seq, vouched = person["entry_count"] + 1, {"v": facts.FACTS_VERSION, "name": facts.name_digest(name)}
+    digest = entry_hash(bytes(person["last_hash"]), person_id=person["id"], seq=seq, record_id=None, kind="rename",
+                        hours=0, seconds=0, actor_id=principal.id, reason=reason, recorded_at=now, facts=vouched)
     await conn.execute("""
         WITH change AS (
           INSERT INTO hours_ledger.name_changes (person_id, old_name, new_name, reason, actor_id, changed_at)
-          VALUES ($1, $2, $3, $4, $5, $6))
-        UPDATE hours_ledger.people SET name = $3 WHERE id = $1""",
-                       person["id"], person["name"], name, reason, principal.id, now)
+          VALUES ($1, $2, $3, $4, $5, $6)),
+        ent AS (
+          INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
+            recorded_at, prev_hash, hash, facts)
+          VALUES ($1, $7, NULL, 'rename', 0, 0, $5, $4, $6, $8, $9, $10::jsonb))
+        UPDATE hours_ledger.people SET name = $3, entry_count = $7, last_hash = $9 WHERE id = $1""",
+                       person["id"], person["name"], name, reason, principal.id, now, seq, bytes(person["last_hash"]),
+                       digest, orjson.dumps(vouched).decode())
     return {"id_number": mask_id_number(normalise_id_number(id_number)), "name": name, "previous_name": person["name"],
             "changed_at": now, "person": person["id"]}
 
 
 # ---- integrity ----------------------------------------------------------------------------------
 
+# Every record with what the integrity check compares with its credit entry's facts, by person.
+_RECORDS_FOR_INTEGRITY = """
+    SELECT r.person_id, r.id, r.year, r.course_id, r.base_id, r.external_id, r.category, r.topic, r.field,
+           r.unit_region, r.credited_hours, r.counted_seconds, r.reversed_at IS NOT NULL AS reversed,
+           (SELECT coalesce(array_agg(ARRAY[extract(epoch FROM s.started_at)::bigint::text,
+                                            extract(epoch FROM s.ended_at)::bigint::text]), '{}')
+            FROM hours_ledger.sittings s
+            WHERE s.person_id = r.person_id AND s.year = r.year AND s.record_id = r.id) AS sittings,
+           (SELECT coalesce(array_agg(ARRAY[a.day::text, extract(epoch FROM a.started_at)::bigint::text,
+                                            extract(epoch FROM a.ended_at)::bigint::text]), '{}')
+            FROM hours_ledger.allocations a
+            WHERE a.person_id = r.person_id AND a.year = r.year AND a.record_id = r.id) AS allocations
+    FROM hours_ledger.records r ORDER BY r.person_id, r.id"""
+
+# A day's running total that is not what the counted allocations of its unreversed records add up to.
+_DAYS_OFF = """
+    SELECT coalesce(d.person_id, a.person_id) AS person_id, coalesce(d.day, a.day) AS day,
+           coalesce(d.seconds, 0) AS stored, coalesce(a.seconds, 0) AS counted
+    FROM hours_ledger.person_days d
+    FULL JOIN (SELECT al.person_id, al.day, sum(al.seconds) AS seconds
+               FROM hours_ledger.allocations al
+               JOIN hours_ledger.records r ON r.person_id = al.person_id AND r.year = al.year AND r.id = al.record_id
+               WHERE r.reversed_at IS NULL GROUP BY al.person_id, al.day) a
+      ON a.person_id = d.person_id AND a.day = d.day
+    WHERE coalesce(d.seconds, 0) <> coalesce(a.seconds, 0)
+    ORDER BY 1, 2"""
+
+
+class _PersonChain:
+    """What one person's entries vouch for, gathered while their chain is walked."""
+
+    def __init__(self, person: int) -> None:
+        self.person = person
+        self.credits: dict[Any, tuple[int, Any]] = {}   # record id -> (seq, entry row)
+        self.reversed: set[Any] = set()                 # record ids with a reversal entry
+        self.name: str | None = None                    # the name digest the latest entry vouches for
+
+
+class _Records:
+    """The records stream (ordered by person), taken one person at a time."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._rows = cursor.__aiter__()
+        self._next: Any = None
+        self._done = False
+
+    async def _peek(self) -> Any:
+        if self._next is None and not self._done:
+            try:
+                self._next = await self._rows.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+        return self._next
+
+    async def up_to(self, person: int | None) -> list[Any]:
+        """The records of people up to `person` (all that are left for None), in order."""
+        out = []
+        while (row := await self._peek()) is not None and (person is None or row["person_id"] <= person):
+            out.append(row)
+            self._next = None
+        return out
+
+
 async def check_integrity(db: AsyncSession, principal: Principal, limit: int = 100) -> dict[str, Any]:
-    """Re-walk every person's chain: any entry changed, deleted, inserted or reordered breaks it."""
+    """Re-walk every person's chain, and rebuild from the tables what each entry vouches for.
+
+    Found: entries changed, deleted, inserted or reordered (the chain); a record changed behind its credit entry
+    (year, course, base, external id, category, topic or field, the unit's region, credited 学时 or seconds, its
+    sittings or allocations); a record without a credit entry, a credit entry without its record; a reversal
+    undone or forged (reversed_at against the reversal entries); a person renamed other than by a rename entry;
+    a day's total that is not what the day's counted allocations add up to. Entries written before their facts
+    were recorded (hours_ledger_0007) are held to their hours and seconds. Entries and records are read as two
+    streams ordered by person and compared one person at a time."""
     principal.require_staff("auditor", "province_admin")
     problems: list[dict[str, Any]] = []
 
@@ -714,49 +808,93 @@ async def check_integrity(db: AsyncSession, principal: Principal, limit: int = 1
         if len(problems) < limit:
             problems.append({"person": person, "seq": seq, "problem": text})
 
-    heads = {pid: (count, last) for pid, count, last in
-             (await db.execute(sa.select(Person.id, Person.entry_count, Person.last_hash))).all()}
-    checked = 0
-    current: int | None = None
-    prev, expected_seq = ZERO_HASH, 1
-    seen: set[int] = set()
+    heads = {p.id: p for p in (await db.execute(
+        sa.select(Person.id, Person.entry_count, Person.last_hash, Person.name))).all()}
+    conn = await _driver(db)
+    records = _Records(conn.cursor(_RECORDS_FOR_INTEGRITY, prefetch=2000))
+    with_entries: set[int] = set()
 
-    def close(person: int | None) -> None:
-        if person is None:
+    def compare_record(chain: _PersonChain | None, r: Any) -> None:
+        credit = chain.credits.pop(r["id"], None) if chain else None
+        if credit is None:
+            report(r["person_id"], None, f"record {r['id']} has no ledger entry (inserted behind the service's back)")
             return
-        count, last = heads.get(person, (None, None))
-        if count is None:
-            report(person, None, "entries of a person the ledger does not know")
-        elif expected_seq - 1 != count or prev != last:
-            report(person, None, f"the chain ends at entry {expected_seq - 1} but the head says {count}: "
-                                 "entries were deleted, added or changed")
+        seq, entry = credit
+        if entry.facts:
+            now = facts.record_facts(
+                year=r["year"], course_id=r["course_id"], base_id=r["base_id"], external_id=r["external_id"],
+                category=r["category"], topic=r["topic"], field=r["field"], unit_region=r["unit_region"],
+                credited_hours=r["credited_hours"], counted_seconds=r["counted_seconds"],
+                sittings=[tuple(x) for x in r["sittings"]], allocations=(), name="")
+            now["allocations"] = facts.spans_digest(tuple(x) for x in r["allocations"])
+            changed = facts.differences(entry.facts, now)
+            if changed:
+                report(r["person_id"], seq, f"the record no longer says what its ledger entry says: {', '.join(changed)}")
+        elif (r["credited_hours"], r["counted_seconds"]) != (entry.hours, entry.seconds):
+            report(r["person_id"], seq, "the record no longer says what its ledger entry says: credited, counted")
+        if r["reversed"] != (r["id"] in chain.reversed):  # type: ignore[union-attr]
+            report(r["person_id"], seq, "the record is marked reversed without a reversal entry" if r["reversed"]
+                   else "the record's reversal was undone (its reversal entry stands)")
 
+    async def close(chain: _PersonChain | None, last_hash: bytes, last_seq: int) -> None:
+        """The end of a person's entries: their chain's head, their name, their records."""
+        if chain is None:
+            return
+        person = chain.person
+        with_entries.add(person)
+        head = heads.get(person)
+        if head is None:
+            report(person, None, "entries of a person the ledger does not know")
+        else:
+            if last_seq != head.entry_count or last_hash != head.last_hash:
+                report(person, None, f"the chain ends at entry {last_seq} but the head says {head.entry_count}: "
+                                     "entries were deleted, added or changed")
+            if chain.name is not None and facts.name_digest(head.name) != chain.name:
+                report(person, None, "the person's name is not the one their entries vouch for (renamed behind the "
+                                     "service's back, not by a name correction)")
+        for r in await records.up_to(person):
+            compare_record(chain if r["person_id"] == person else None, r)
+        for record_id, (seq, _) in chain.credits.items():
+            report(person, seq, f"the record of this entry ({record_id}) is gone (deleted or moved to someone else)")
+
+    checked = 0
+    chain: _PersonChain | None = None
+    prev, expected_seq = ZERO_HASH, 1
     stream = await db.stream(
         sa.select(Entry.person_id, Entry.seq, Entry.record_id, Entry.kind, Entry.hours, Entry.seconds,
-                  Entry.actor_id, Entry.reason, Entry.recorded_at, Entry.prev_hash, Entry.hash,
-                  Record.credited_hours, Record.counted_seconds, Record.reversed_at)
-        .outerjoin(Record, sa.and_(Record.person_id == Entry.person_id, Record.id == Entry.record_id))
+                  Entry.actor_id, Entry.reason, Entry.recorded_at, Entry.prev_hash, Entry.hash, Entry.facts)
         .order_by(Entry.person_id, Entry.seq).execution_options(yield_per=5000))
     async for e in stream:
         checked += 1
-        if e.person_id != current:
-            close(current)
-            current, prev, expected_seq = e.person_id, ZERO_HASH, 1
-            seen.add(e.person_id)
+        if chain is None or e.person_id != chain.person:
+            await close(chain, prev, expected_seq - 1)
+            chain, prev, expected_seq = _PersonChain(e.person_id), ZERO_HASH, 1
         if e.seq != expected_seq:
             report(e.person_id, e.seq, f"expected entry {expected_seq}: an entry is missing or out of order")
         if e.prev_hash != prev:
             report(e.person_id, e.seq, "does not link to the entry before it (reordered or inserted)")
         recomputed = entry_hash(e.prev_hash, person_id=e.person_id, seq=e.seq, record_id=e.record_id, kind=e.kind,
                                 hours=e.hours, seconds=e.seconds, actor_id=e.actor_id, reason=e.reason,
-                                recorded_at=e.recorded_at)
+                                recorded_at=e.recorded_at, facts=e.facts)
         if recomputed != e.hash:
             report(e.person_id, e.seq, "its content no longer matches its hash (changed behind the service's back)")
-        if e.kind == "credit" and (e.credited_hours, e.counted_seconds) != (e.hours, e.seconds):
-            report(e.person_id, e.seq, "the record no longer says what its ledger entry says")
+        if e.kind == "credit":
+            chain.credits[e.record_id] = (e.seq, e)
+            if e.facts and chain.name is None:
+                chain.name = e.facts.get("name")
+        elif e.kind == "reversal":
+            chain.reversed.add(e.record_id)
+        elif e.kind == "rename" and e.facts:
+            chain.name = e.facts.get("name")
         prev, expected_seq = e.hash, e.seq + 1
-    close(current)
-    for pid, (count, _) in heads.items():
-        if count and pid not in seen:
-            report(pid, None, f"the head says {count} entries but none exist")
+    await close(chain, prev, expected_seq - 1)
+    for r in await records.up_to(None):
+        compare_record(None, r)
+    for pid, head in heads.items():
+        if head.entry_count and pid not in with_entries:
+            report(pid, None, f"the head says {head.entry_count} entries but none exist")
+
+    for d in await conn.fetch(_DAYS_OFF):
+        report(d["person_id"], None, f"the total of {d['day'].isoformat()} says {d['stored']} seconds, its counted "
+                                     f"allocations {d['counted']}")
     return {"valid": not problems, "entries_checked": checked, "people_checked": len(heads), "problems": problems}
