@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .browser import SecurityHeaders, docs_router
 from .database import create_engine, resolve_database_url
 from .migrations import current_heads, expected_heads
 from .observability import ObservabilityMiddleware, new_metrics
@@ -159,7 +160,8 @@ def build_service_app(
         finally:
             await engine.dispose()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
     app.state.settings = settings
     app.state.service_name = name
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
@@ -171,9 +173,11 @@ def build_service_app(
     for router in hot_routers:
         app.router.routes.extend(router.routes)
     app.include_router(_ops_router(schemas))
+    app.include_router(docs_router(app))
     for router in routers:
         app.include_router(router)
     app.add_middleware(JsonBodiesOnly)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse
+from xueshi_shared.browser import page_policy
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PublicClient, limit_client
@@ -127,6 +128,10 @@ The credential and the PDF signature can be verified offline with standard tools
 </main></body></html>"""
 
 
+# The page runs no script; its styles are inline.
+_PAGE_POLICY = {"Content-Security-Policy": page_policy(style="'unsafe-inline'")}
+
+
 @router.get("/verify/{proof_id}", response_class=HTMLResponse, tags=["verification"],
             summary="Public verification page (the QR code's target)")
 async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient) -> HTMLResponse:
@@ -138,11 +143,11 @@ async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient)
     if proof is not None and service.has_hashed_identifier(proof.credential):
         content = ('<p class="badge unknown">已停止公开<span class="en">Withdrawn</span></p>'
                    "<p>该证明的格式可能泄露证件号码，已停止公开，请联系验印机关重新验印。</p>")
-        return HTMLResponse(_PAGE.format(title="已停止公开", content=content), status_code=410)
+        return HTMLResponse(_PAGE.format(title="已停止公开", content=content), status_code=410, headers=_PAGE_POLICY)
     if proof is None:
         content = ('<p class="badge unknown">未找到该证明<span class="en">Unknown proof</span></p>'
                    "<p>系统中没有此编号的学时证明。请核对二维码或编号；伪造的“证书查询”网站可能冒用本页面样式。</p>")
-        return HTMLResponse(_PAGE.format(title="未找到", content=content), status_code=404)
+        return HTMLResponse(_PAGE.format(title="未找到", content=content), status_code=404, headers=_PAGE_POLICY)
     v = service.public_view(proof)
     e = html.escape
     if v["revoked"]:
@@ -156,4 +161,4 @@ async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient)
                f"<dt>验印机关</dt><dd>{e(v['issuer'])}</dd><dt>签发时间</dt><dd>{e(v['issued'])}</dd>"
                f"<dt>证明编号</dt><dd style=\"word-break:break-all\">{e(v['proof_id'])}</dd></dl>"
                f"<h2 style=\"font-size:1rem\">{e(v['title'])}</h2><table>{rows}</table>")
-    return HTMLResponse(_PAGE.format(title=e(v["title"]), content=content))
+    return HTMLResponse(_PAGE.format(title=e(v["title"]), content=content), headers=_PAGE_POLICY)
