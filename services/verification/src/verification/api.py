@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse
 from xueshi_shared.browser import page_policy
+from xueshi_shared.problems import InvalidInput
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PublicClient, limit_client
@@ -75,8 +76,14 @@ async def verify(body: schemas.VerificationIn, request: Request, session: DbSess
 async def verify_many(body: schemas.BulkVerificationIn, request: Request, session: DbSession,
                       _: None = PublicClient) -> dict:
     moment = now()
-    return {"results": [await service.verify_credential(session, _urls(request), c, None, moment)
-                        for c in body.credentials]}
+    results = []
+    for credential in body.credentials:
+        try:
+            results.append(await service.verify_credential(session, _urls(request), credential, None, moment))
+        except InvalidInput as exc:  # one too complex to verify fails alone
+            results.append({"verified": False, "revoked": False, "issuer": None, "credits": None,
+                            "checks": [{"check": "proof", "ok": False, "detail": exc.detail}]})
+    return {"results": results}
 
 
 @router.get("/issuers/{body}/did.json", tags=["published"], summary="did:web document of a stamping body",

@@ -7,6 +7,7 @@ import datetime as dt
 import hmac
 import secrets
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -86,6 +87,26 @@ class Urls:
     def body_of(self, did: str) -> str | None:
         prefix = f"{self.did_prefix}:issuers:"
         return did[len(prefix):] if did.startswith(prefix) and ":" not in did[len(prefix):] else None
+
+
+# ---- canonicalization, off the event loop ---------------------------------------------------------
+
+# JSON-LD expansion and RDFC-1.0 run in threads, at most this many at once per process: whatever arrives, the
+# event loop keeps answering (the status lists, the page, stamping queue behind few of them), and each is bounded
+# in its own cost (jsonld.Limits).
+CANONICAL_WORKERS = 2
+_workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def off_loop(fn: Any, *args: Any) -> Any:
+    gate = _workers.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(CANONICAL_WORKERS))
+    async with gate:
+        return await asyncio.to_thread(fn, *args)
+
+
+def _verify_signature(credential: dict[str, Any], public_key: bytes) -> tuple[bool, str]:
+    jsonld.check_fully_defined(credential)
+    return integrity.verify(credential, Ed25519PublicKey.from_public_bytes(public_key), jsonld.canonicalize)
 
 
 # ---- stamping -----------------------------------------------------------------------------------
@@ -206,7 +227,7 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
     credential = build_credential(facts)
     # Refuse to sign anything whose JSON-LD expansion would drop a term: unsigned data could be forged.
     jsonld.check_fully_defined(credential)
-    signed = await asyncio.to_thread(integrity.sign, credential, stamp.signing,
+    signed = await off_loop(integrity.sign, credential, stamp.signing,
                                      f"{urls.did(body)}#key-{stamp.version}", _xsd(now), jsonld.canonicalize)
     pdf = await asyncio.to_thread(render_and_sign, PdfProof(
         proof_id=str(proof_id), issuer_name=stamp.name, name=person_name, masked_id=masked, year=year,
@@ -291,7 +312,7 @@ async def status_list_document(db: AsyncSession, secret: bytes, urls: Urls, body
     stamp = load_stamp(stamp_row, secret)
     url = urls.status_list(body, list_no)
     doc = status_list_credential(url, urls.did(body), encode_status_list(row.bits), _xsd(row.updated_at))
-    return await asyncio.to_thread(integrity.sign, doc, stamp.signing, f"{urls.did(body)}#key-{stamp.version}",
+    return await off_loop(integrity.sign, doc, stamp.signing, f"{urls.did(body)}#key-{stamp.version}",
                                    _xsd(row.updated_at), jsonld.canonicalize)
 
 
@@ -396,10 +417,11 @@ async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, holde
 
     if stamp is not None:
         try:
-            jsonld.check_fully_defined(credential)
-            ok, detail = await asyncio.to_thread(integrity.verify, credential,
-                                                 Ed25519PublicKey.from_public_bytes(stamp.ed25519_public),
-                                                 jsonld.canonicalize)
+            jsonld.check_shape(credential)
+            ok, detail = await off_loop(_verify_signature, credential, stamp.ed25519_public)
+        except jsonld.TooComplex as exc:
+            raise InvalidInput(f"the credential is too complex to verify: {exc}", rule="credential-too-complex",
+                               field="credential") from None
         except jsonld.UndefinedTerms as exc:
             ok, detail = False, f"the credential holds data its signature cannot cover: {exc}"
         except Exception as exc:  # malformed JSON-LD of any kind is a failed proof, not a 500
