@@ -21,7 +21,8 @@ def server_admin_url() -> tuple[str, object | None]:
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         return asyncpg_url(configured), None
-    server = embedded_server(ROOT / ".data" / "test")
+    # XUESHI_TEST_DATA_DIR: where the embedded server lives (the test of the test setup uses one of its own).
+    server = embedded_server(Path(os.environ.get("XUESHI_TEST_DATA_DIR") or ROOT / ".data" / "test"))
     return asyncpg_url(server.get_uri("postgres")), server
 
 

