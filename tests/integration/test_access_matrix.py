@@ -104,6 +104,8 @@ async def world(catalog, ledger, verification, admin, engine, stamps):  # noqa: 
         ("ledger", "GET", f"/v1/records/{record_id}", None, ("xiamen_admin", "unrelated_reviewer", "auditor")),
         ("ledger", "POST", f"/v1/records/{record_id}/reversal", {"reason": "核查为替学"}, ()),
         ("ledger", "GET", f"/v1/people/{person}/transcript?year=2026", None, ("auditor",)),
+        ("ledger", "POST", "/v1/people/transcript", {"id_number": person, "year": 2026}, ("auditor",)),
+        ("ledger", "POST", "/v1/people/name-corrections", {"id_number": person, "name": "冒名", "reason": "x"}, ()),
         ("ledger", "GET", "/v1/ledger/integrity", None, ("auditor",)),
         ("catalog", "POST", "/v1/seminars", project(organizer=organiser, title="另一研修班"), ()),
         ("catalog", "PATCH", f"/v1/seminars/{seminar_id}", {"location": "泉州", "reason": "场地调整"}, ()),
