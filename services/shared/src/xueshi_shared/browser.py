@@ -20,6 +20,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .problems import NotFound
+
 __all__ = ["SecurityHeaders", "STRICT_POLICY", "docs_router", "page_policy"]
 
 STRICT_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -91,7 +93,7 @@ def docs_router(app: FastAPI) -> APIRouter:
     @router.get("/docs-assets/{name}")
     async def asset(name: str) -> Response:
         if name not in _ASSET_TYPES:
-            return Response(status_code=404)
+            raise NotFound("no such documentation asset", rule="not-found")
         return Response((_ASSETS / name).read_bytes(), media_type=_ASSET_TYPES[name],
                         headers={"Cache-Control": "max-age=86400"})
 
