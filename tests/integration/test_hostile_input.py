@@ -134,3 +134,11 @@ async def test_the_seminar_overview_export_neutralises_a_formula_in_a_title(cata
     assert created.status_code == 201, created.text
     csv = (await catalog.get("/v1/seminar-overview/2025?format=csv", headers=auditor.headers)).text
     assert ",'=HYPERLINK(" in csv.replace('"', "")
+
+
+async def test_a_request_id_shaped_like_an_id_number_is_not_taken(ledger):
+    number = ric(904)
+    answered = await ledger.get("/healthz", headers={"X-Request-ID": number})
+    assert answered.headers["x-request-id"] != number and number not in str(answered.headers)
+    kept = await ledger.get("/healthz", headers={"X-Request-ID": "trace-42"})
+    assert kept.headers["x-request-id"] == "trace-42"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +26,7 @@ def name_digest(name: str) -> str:
 
 def spans_digest(spans: Iterable[tuple[Any, ...]]) -> str:
     """A digest of a set of time spans ((start, end) or (day, start, end), epoch seconds), in any order."""
-    canonical = json.dumps(sorted([str(part) for part in span] for span in spans), separators=(",", ":"))
+    canonical = ";".join(sorted(",".join(map(str, span)) for span in spans))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
