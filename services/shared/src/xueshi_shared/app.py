@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -140,6 +140,7 @@ def build_service_app(
     routers: Sequence[APIRouter],
     hot_routers: Sequence[APIRouter] = (),
     version: str = "0.1.0",
+    on_start: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A service app; `schemas` are the migration histories it needs at head to be ready.
 
@@ -155,6 +156,8 @@ def build_service_app(
         app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
         app.state.embedded = embedded  # keeps an embedded server alive while the app runs
         tune_garbage_collector(settings.gc_thresholds)
+        if on_start is not None:
+            await on_start()
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ from xueshi_shared.pii import PiiKeys, derive_key, load_master
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
+from . import checking
 from .api import router as verification_router
 from .service import Urls
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         schemas=("iam", "verification"),
         routers=[verification_router],
+        on_start=checking.warm,  # the signature-checking worker process, started before the first request
     )
     master = load_master(settings.pii_key, settings.data_dir / "pii.key")
     app.state.pii_keys = PiiKeys.from_master(master)

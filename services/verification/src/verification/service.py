@@ -15,7 +15,6 @@ from urllib.parse import quote, urlsplit
 import orjson
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
@@ -24,7 +23,7 @@ from xueshi_shared.pii import PiiKeys
 from xueshi_shared.problems import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooManyRequests
 from xueshi_shared.regions import PROVINCE
 
-from . import jsonld
+from . import checking, jsonld
 from .domain import integrity
 from .domain.credential import (
     Evidence,
@@ -91,9 +90,8 @@ class Urls:
 
 # ---- canonicalization, off the event loop ---------------------------------------------------------
 
-# JSON-LD expansion and RDFC-1.0 run in threads, at most this many at once per process: whatever arrives, the
-# event loop keeps answering (the status lists, the page, stamping queue behind few of them), and each is bounded
-# in its own cost (jsonld.Limits).
+# Signing this registry's own documents (bounded: jsonld.Limits) runs in threads, at most this many at once per
+# process. Credentials that anyone sends are checked in worker processes (checking.py).
 CANONICAL_WORKERS = 2
 _workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
@@ -102,11 +100,6 @@ async def off_loop(fn: Any, *args: Any) -> Any:
     gate = _workers.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(CANONICAL_WORKERS))
     async with gate:
         return await asyncio.to_thread(fn, *args)
-
-
-def _verify_signature(credential: dict[str, Any], public_key: bytes) -> tuple[bool, str]:
-    jsonld.check_fully_defined(credential)
-    return integrity.verify(credential, Ed25519PublicKey.from_public_bytes(public_key), jsonld.canonicalize)
 
 
 # ---- stamping -----------------------------------------------------------------------------------
@@ -418,14 +411,16 @@ async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, holde
     if stamp is not None:
         try:
             jsonld.check_shape(credential)
-            ok, detail = await off_loop(_verify_signature, credential, stamp.ed25519_public)
+            outcome, ok, detail = await checking.check_signature(credential, stamp.ed25519_public)
         except jsonld.TooComplex as exc:
-            raise InvalidInput(f"the credential is too complex to verify: {exc}", rule="credential-too-complex",
-                               field="credential") from None
-        except jsonld.UndefinedTerms as exc:
-            ok, detail = False, f"the credential holds data its signature cannot cover: {exc}"
-        except Exception as exc:  # malformed JSON-LD of any kind is a failed proof, not a 500
-            ok, detail = False, f"the credential is not valid JSON-LD: {type(exc).__name__}"
+            outcome, ok, detail = "too-complex", False, str(exc)
+        if outcome == "too-complex":
+            raise InvalidInput(f"the credential is too complex to verify: {detail}", rule="credential-too-complex",
+                               field="credential")
+        if outcome == "undefined":
+            detail = f"the credential holds data its signature cannot cover: {detail}"
+        elif outcome == "invalid":  # malformed JSON-LD of any kind is a failed proof, not a 500
+            detail = f"the credential is not valid JSON-LD: {detail}"
         checks.append(_check("proof", ok, detail))
     else:
         checks.append(_check("proof", False, "no trusted key to check the signature with"))
