@@ -219,7 +219,7 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
         await holder.execute(sa.text("SELECT 1 FROM hours_ledger.people FOR UPDATE"))
         push = asyncio.create_task(ledger.post("/v1/records", json=body, headers=base.headers))
         async with engine.connect() as admin:
-            for _ in range(200):
+            for _ in range(1000):  # up to 20 s: on a loaded machine the push takes a while to get there
                 waiting = await admin.scalar(sa.text(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                     "AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%' AND pid <> :me"),
