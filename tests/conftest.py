@@ -85,4 +85,5 @@ def settings(database_url: str, tmp_path) -> Settings:
     # failed_auth_per_minute=0: sweeps send hundreds of unauthenticated requests to one app (the limit is tested
     # on its own).
     return Settings(database_url=database_url, data_dir=tmp_path / "data", db_pool_size=5, db_max_overflow=5,
-                    pii_key=TEST_PII_KEY, gc_thresholds="", failed_auth_per_minute=0)
+                    pii_key=TEST_PII_KEY, gc_thresholds="", failed_auth_per_minute=0,
+                    supersede_seconds=0)

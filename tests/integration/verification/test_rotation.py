@@ -21,6 +21,11 @@ async def test_proofs_signed_before_a_rotation_still_verify(verification, fuzhou
     assert before["proof"]["verificationMethod"] != after["proof"]["verificationMethod"]
     did = (await verification.get("/issuers/350100/did.json")).json()
     assert {before["proof"]["verificationMethod"], after["proof"]["verificationMethod"]} <= set(did["assertionMethod"])
+    # Both signatures verify under their own key versions; the older proof is superseded by the newer one.
     for credential in (before, after):
         result = (await verification.post("/v1/verifications", json={"credential": credential})).json()
-        assert result["verified"] is True, result
+        assert {c["check"]: c["ok"] for c in result["checks"]}["proof"] is True, result
+    older = (await verification.post("/v1/verifications", json={"credential": before})).json()
+    assert older["verified"] is False and older["status"] == "superseded"
+    assert older["superseded_by"] == after["id"].rsplit("/", 1)[1]
+    assert (await verification.post("/v1/verifications", json={"credential": after})).json()["verified"] is True

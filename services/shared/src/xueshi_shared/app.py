@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -30,10 +30,12 @@ _JSON_TYPES = ("application/json", "application/problem+json", "application/ld+j
 
 
 class JsonBodiesOnly:
-    """Refuse a body in any other media type than JSON with 415, before it is read."""
+    """Refuse a body in any other media type than JSON with 415, before it is read; `other_bodies` names the
+    routes (exact paths) that take another media type, and which (a PDF to verify, say)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, other_bodies: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.app = app
+        self.other_bodies = dict(other_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
@@ -41,9 +43,11 @@ class JsonBodiesOnly:
             length = headers.get(b"content-length", b"0")
             has_body = length != b"0" or b"transfer-encoding" in headers
             media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-            if has_body and media not in _JSON_TYPES:
+            allowed = self.other_bodies.get(scope.get("path", ""), _JSON_TYPES)
+            if has_body and media not in allowed:
                 response = problem_response(
-                    415, "unsupported-media-type", "request bodies must be JSON (Content-Type: application/json)"
+                    415, "unsupported-media-type", f"request bodies must be {' or '.join(allowed)} here "
+                    f"(Content-Type: {allowed[0]})"
                 )
                 await response(scope, receive, send)
                 return
@@ -139,8 +143,10 @@ def build_service_app(
     schemas: Sequence[str],
     routers: Sequence[APIRouter],
     hot_routers: Sequence[APIRouter] = (),
+    other_bodies: Mapping[str, tuple[str, ...]] | None = None,
     version: str = "0.1.0",
-    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_start: Callable[[FastAPI], Awaitable[None]] | None = None,
+    on_stop: Callable[[FastAPI], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A service app; `schemas` are the migration histories it needs at head to be ready.
 
@@ -157,10 +163,12 @@ def build_service_app(
         app.state.embedded = embedded  # keeps an embedded server alive while the app runs
         tune_garbage_collector(settings.gc_thresholds)
         if on_start is not None:
-            await on_start()
+            await on_start(app)
         try:
             yield
         finally:
+            if on_stop is not None:
+                await on_stop(app)
             await engine.dispose()
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, docs_url=None,
@@ -179,7 +187,7 @@ def build_service_app(
     app.include_router(docs_router(app))
     for router in routers:
         app.include_router(router)
-    app.add_middleware(JsonBodiesOnly)
+    app.add_middleware(JsonBodiesOnly, other_bodies=other_bodies)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]

@@ -65,7 +65,7 @@ PLACEMENTS: dict[str, Placement] = {
     "iam.tokens": REFERENCE,
     "iam.audit_events": COORDINATOR,
     **{f"verification.{t}": COORDINATOR for t in ("certificate_authority", "stamps", "status_lists", "proofs",
-                                                            "holder_checks")},
+                                                            "holder_checks", "sweeps")},
     **{f"{s}.alembic_version": COORDINATOR for s in SCHEMAS},
 }
 

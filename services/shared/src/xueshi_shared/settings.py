@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # Failed holder confirmations one proof allows a day, from all clients together (then 429): a budget no
     # number of addresses can multiply.
     holder_failures_per_proof_per_day: int = Field(default=10, ge=1)
+    # How often the verification service sweeps the ledger's reversals and supersedes the proofs that covered the
+    # reversed records (their status bits set). Reads of a proof (verification, the page, lists) check it at once
+    # whatever this is; 0 turns the sweep off (the tests run it by hand).
+    supersede_seconds: float = Field(default=10, ge=0)
     # uvicorn worker processes per service (`xueshi serve`); each has its own connection pool.
     workers: int = 1
 

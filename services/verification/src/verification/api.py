@@ -7,10 +7,10 @@ import uuid
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from xueshi_shared.browser import page_policy
-from xueshi_shared.problems import InvalidInput
+from xueshi_shared.problems import Gone, InvalidInput
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PublicClient, limit_client
@@ -29,9 +29,26 @@ def _urls(request: Request) -> service.Urls:
 @router.post("/v1/proofs", status_code=201, response_model=schemas.ProofCreated, tags=["proofs"],
              responses=_problems, summary="Stamp (验印) a person's credited hours for a year and scope")
 async def issue_proof(body: schemas.ProofIn, request: Request, principal: CurrentPrincipal, session: DbSession) -> dict:
-    return await service.issue_proof(session, principal, request.app.state.pii_keys, request.app.state.stamp_secret,
-                                     _urls(request), id_number=body.id_number, year=body.year, scope=body.scope,
-                                     field=body.field)
+    result = await service.issue_proof(session, principal, request.app.state.pii_keys, request.app.state.stamp_secret,
+                                       _urls(request), id_number=body.id_number, year=body.year, scope=body.scope,
+                                       field=body.field)
+    request.state.audit_target = result.pop("audit")
+    return result
+
+
+@router.post("/v1/people/proofs", response_model=schemas.PeopleProofsOut, tags=["proofs"],
+             summary="A person's proofs, by year and scope, with their standing (staff; the ID number in the body)")
+async def people_proofs(body: schemas.PeopleProofsIn, request: Request, principal: CurrentPrincipal,
+                        session: DbSession) -> dict:
+    return {"proofs": await service.people_proofs(session, principal, request.app.state.pii_keys, _urls(request),
+                                                  body.id_number, body.year)}
+
+
+@router.get("/v1/proofs/awaiting-restamp", response_model=schemas.AwaitingOut, tags=["proofs"],
+            summary="Proofs of the caller's body superseded because their records changed, not yet stamped again")
+async def awaiting_restamp(request: Request, principal: CurrentPrincipal, session: DbSession,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:
+    return {"proofs": await service.awaiting_restamp(session, principal, _urls(request), limit)}
 
 
 @router.get("/v1/proofs/{proof_id}", tags=["proofs"], summary="The signed credential (public)",
@@ -41,19 +58,34 @@ async def get_proof(proof_id: uuid.UUID, session: DbSession, _: None = PublicCli
     return Response(orjson.dumps(proof.credential), media_type="application/vc+ld+json")
 
 
-@router.get("/v1/proofs/{proof_id}/pdf", tags=["proofs"], summary="The signed PDF (public)",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-async def get_pdf(proof_id: uuid.UUID, session: DbSession, _: None = PublicClient) -> Response:
-    proof = await service.published_proof(session, proof_id)
+@router.get("/v1/proofs/{proof_id}/pdf", tags=["proofs"],
+            summary="The signed PDF (public); 410 with the reason once the proof is revoked or superseded",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}}},
+                                                410: {"model": ProblemDocument,
+                                                      "description": "Revoked or superseded"}})
+async def get_pdf(proof_id: uuid.UUID, request: Request, session: DbSession, _: None = PublicClient) -> Response:
+    proof = await service.refresh(session, await service.published_proof(session, proof_id))
+    if proof.standing != "valid":
+        # Not the signed file: a copy downloaded now would look valid offline. The reason, the date, the newer proof.
+        at = (proof.revoked_at or proof.superseded_at).astimezone(service.BEIJING)
+        if proof.standing == "revoked":
+            raise Gone(f"this proof was revoked on {at:%Y-%m-%d %H:%M} (Beijing time): {proof.revocation_reason}",
+                       rule="proof-revoked")
+        newer = f"; the current proof is {_urls(request).pdf(proof.superseded_by)}" if proof.superseded_by else \
+            "; the stamping body will stamp the person's hours again"
+        raise Gone(f"this proof was superseded on {at:%Y-%m-%d %H:%M} (Beijing time): "
+                   f"{proof.supersession_reason}{newer}", rule="proof-superseded")
     return Response(proof.pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="xueshi-{proof_id}.pdf"'})
 
 
 @router.post("/v1/proofs/{proof_id}/revocation", response_model=schemas.RevocationOut, tags=["proofs"],
              responses=_problems, summary="Revoke a proof (staff of the stamping body), with a reason")
-async def revoke_proof(proof_id: uuid.UUID, body: schemas.RevocationIn, principal: CurrentPrincipal,
-                       session: DbSession) -> dict:
+async def revoke_proof(proof_id: uuid.UUID, body: schemas.RevocationIn, request: Request,
+                       principal: CurrentPrincipal, session: DbSession) -> dict:
     proof = await service.revoke_proof(session, principal, proof_id, body.reason)
+    request.state.audit_target = {"proof": str(proof.id), "body": proof.body, "year": proof.year,
+                                  "scope": proof.scope, "reason": body.reason}
     return {"proof_id": proof.id, "revoked": True, "reason": proof.revocation_reason}
 
 
@@ -69,6 +101,15 @@ async def verify(body: schemas.VerificationIn, request: Request, session: DbSess
                                         getattr(request.state, "request_id", None),
                                         settings.holder_failures_per_proof_per_day)
     return await service.verify_credential(session, _urls(request), body.credential, holder, now())
+
+
+@router.post("/v1/verifications/pdf", response_model=schemas.PdfVerificationOut, tags=["verification"],
+             summary="Verify a proof PDF (the file as the body): signature, certification, nothing appended, the "
+                     "embedded credential, the proof's standing (public)",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+async def verify_pdf(request: Request, session: DbSession, _: None = PublicClient) -> dict:
+    return await service.verify_pdf(session, _urls(request), request.app.state.stamp_secret, await request.body())
 
 
 @router.post("/v1/verifications/batch", response_model=schemas.BulkVerificationOut, tags=["verification"],
@@ -141,7 +182,7 @@ _PAGE_POLICY = {"Content-Security-Policy": page_policy(style="'unsafe-inline'")}
 
 @router.get("/verify/{proof_id}", response_class=HTMLResponse, tags=["verification"],
             summary="Public verification page (the QR code's target)")
-async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient) -> HTMLResponse:
+async def verify_page(proof_id: str, request: Request, session: DbSession, _: None = PublicClient) -> HTMLResponse:
     proof = None
     try:
         proof = await session.get(service.Proof, uuid.UUID(proof_id))
@@ -155,11 +196,18 @@ async def verify_page(proof_id: str, session: DbSession, _: None = PublicClient)
         content = ('<p class="badge unknown">未找到该证明<span class="en">Unknown proof</span></p>'
                    "<p>系统中没有此编号的学时证明。请核对二维码或编号；伪造的“证书查询”网站可能冒用本页面样式。</p>")
         return HTMLResponse(_PAGE.format(title="未找到", content=content), status_code=404, headers=_PAGE_POLICY)
+    proof = await service.refresh(session, proof)
     v = service.public_view(proof)
     e = html.escape
     if v["revoked"]:
         badge = ('<p class="badge revoked">已撤销<span class="en">Revoked</span></p>'
-                 f"<p>撤销原因：{e(v['revocation_reason'] or '')}</p>")
+                 f"<p>撤销原因：{e(v['revocation_reason'] or '')}<br>撤销时间：{e(v['status_since'] or '')}</p>")
+    elif v["superseded"]:
+        newer = (f'<br>现行证明：<a href="{e(_urls(request).verify_page(v["superseded_by"]))}">{e(v["superseded_by"])}</a>'
+                 if v["superseded_by"] else "<br>验印机关将重新验印该人员的学时。")
+        badge = ('<p class="badge revoked">已失效（已被取代）<span class="en">Superseded</span></p>'
+                 f"<p>失效时间：{e(v['status_since'] or '')}<br>原因："
+                 f"{'已签发同一人员、年度和科目的新证明' if v['superseded_by'] else '所含学习记录已被更正'}{newer}</p>")
     else:
         badge = '<p class="badge valid">有效<span class="en">Valid</span></p>'
     rows = "".join(f"<tr><td>{e(name)}</td><td>{e(value)} 学时</td></tr>" for name, value in v["lines"])

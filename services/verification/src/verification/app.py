@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
 from xueshi_shared.pii import PiiKeys, derive_key, load_master
@@ -10,7 +13,7 @@ from xueshi_shared.settings import Settings
 
 from . import checking
 from .api import router as verification_router
-from .service import Urls
+from .service import Urls, sweep_forever
 
 STAMP_KEY_PURPOSE = "xueshi stamp keys v1"
 
@@ -18,6 +21,21 @@ STAMP_KEY_PURPOSE = "xueshi stamp keys v1"
 def stamp_secret(settings: Settings) -> bytes:
     """The key that encrypts the stamps' private keys, derived from the deployment's master secret."""
     return derive_key(load_master(settings.pii_key, settings.data_dir / "pii.key"), STAMP_KEY_PURPOSE)
+
+
+async def _start(app: FastAPI) -> None:
+    await checking.warm()  # the signature-checking worker process, started before the first request
+    seconds = app.state.settings.supersede_seconds
+    if seconds > 0:  # proofs whose records were reversed are superseded, their status bits set, within `seconds`
+        app.state.sweeper = asyncio.create_task(sweep_forever(app.state.sessions, seconds))
+
+
+async def _stop(app: FastAPI) -> None:
+    sweeper = getattr(app.state, "sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         schemas=("iam", "verification"),
         routers=[verification_router],
-        on_start=checking.warm,  # the signature-checking worker process, started before the first request
+        other_bodies={"/v1/verifications/pdf": ("application/pdf", "application/octet-stream")},
+        on_start=_start,
+        on_stop=_stop,
     )
     master = load_master(settings.pii_key, settings.data_dir / "pii.key")
     app.state.pii_keys = PiiKeys.from_master(master)

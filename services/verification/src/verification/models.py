@@ -77,7 +77,24 @@ class Proof(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     revocation_reason: Mapped[str | None] = mapped_column(sa.Text)
-    __table_args__ = (sa.UniqueConstraint("body", "status_list_no", "status_index", name="proofs_status_slot"),)
+    # A proof whose records changed, or that a newer proof of the same person, year and scope replaced.
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    supersession_reason: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (
+        sa.UniqueConstraint("body", "status_list_no", "status_index", name="proofs_status_slot"),
+        sa.Index("proofs_person_year", "person_hash", "year"),
+        sa.Index("proofs_records", "record_ids", postgresql_using="gin", postgresql_ops={"record_ids": "jsonb_path_ops"}),
+        sa.Index("proofs_awaiting_restamp", "body", "superseded_at",
+                 postgresql_where=sa.text("superseded_by IS NULL AND superseded_at IS NOT NULL")),
+    )
+
+    @property
+    def standing(self) -> str:
+        """valid, revoked or superseded (a revocation is told first: it is the stamping body's own act)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "superseded" if self.superseded_at is not None else "valid"
 
 
 class HolderCheck(Base):
@@ -91,3 +108,12 @@ class HolderCheck(Base):
     client_address: Mapped[str | None] = mapped_column(sa.Text)
     checked_at: Mapped[dt.datetime] = _now()
     __table_args__ = (sa.Index("holder_checks_proof_time", "proof_id", "checked_at"),)
+
+
+class Sweep(Base):
+    """How far the sweep for reversed records has read the ledger's reversals (one row)."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    swept_to: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single"),)

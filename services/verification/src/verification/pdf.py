@@ -1,12 +1,20 @@
-"""The proof for people: a one-page PDF, PAdES-signed with the stamping body's certificate.
+"""The proof for people: a one-page PDF, certified (PAdES, DocMDP: no changes allowed) with the stamping body's
+certificate.
 
-Body text uses the standard CID font STSong-Light (Adobe-GB1; every PDF reader with Chinese support has
-it, nothing is embedded); the seal is an image (see seal.py); the credential is embedded as an attached
+Every glyph on the page comes from a font embedded in the file: a subset, per PDF, of WenQuanYi Micro Hei
+(Apache-2.0; `assets/body-font.ttf`, cut to GBK's characters by tools/make_body_font.py), so poppler, MuPDF,
+PDFium and Acrobat draw the same page (the standard CID font STSong-Light it replaced is not embedded, and
+poppler-based viewers drew boxes). The seal is an image (see seal.py); the credential is embedded as an attached
 file so the PDF and the credential travel together.
+
+The signature is a certification signature with DocMDP permission 1: any later revision (a page appended, "90"
+drawn over page 1, a form filled) breaks the document's certification in every conforming validator, and
+`POST /v1/verifications/pdf` reports it.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 from dataclasses import dataclass
 
@@ -17,23 +25,37 @@ from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec, embed_file
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.renderbase import STATE_DEFAULTS
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from .keys import StampKeys
 from .seal import seal_png
 
-__all__ = ["PdfLine", "PdfProof", "render_and_sign"]
+__all__ = ["CREATOR", "PdfLine", "PdfProof", "render_and_sign"]
 
-FONT = "STSong-Light"
-pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+FONT = "XueshiBody"
+CREATOR = "福建省专业技术人员继续教育学时登记系统（Xueshi）"
+
+
+def _register_font() -> None:
+    path = importlib.resources.files(__package__) / "assets" / "body-font.ttf"
+    with importlib.resources.as_file(path) as real:
+        pdfmetrics.registerFont(TTFont(FONT, str(real)))
+
+
+_register_font()
+# reportlab's graphics renderer (the QR code) starts each drawing by selecting its default font, Helvetica, which is
+# not embedded: a font a viewer must substitute. The drawing holds no text; its default is this font instead.
+STATE_DEFAULTS["fontName"] = FONT
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,7 @@ class PdfRecord:
     base: str
     period: str
     hours: int
+    rule: str | None = None  # why a record earned no 学时 (the rule that cut it), for 未计学时
 
 
 @dataclass(frozen=True)
@@ -64,13 +87,17 @@ class PdfProof:
     records: tuple[PdfRecord, ...]
     issued_on: str
     verify_url: str
+    title: str = "专业技术人员继续教育学时证明"
 
 
 def _page(p: PdfProof) -> bytes:
     out = io.BytesIO()
-    c = canvas.Canvas(out, pagesize=A4, pageCompression=1)
-    c.setTitle("专业技术人员继续教育学时证明")
+    c = canvas.Canvas(out, pagesize=A4, pageCompression=1, initialFontName=FONT, initialFontSize=10)
+    c.setTitle(p.title)
     c.setAuthor(p.issuer_name)
+    c.setSubject(f"{p.name} {p.year}年度{p.scope_label} 认定 {p.credited_hours} 学时（证明编号 {p.proof_id}）")
+    c.setCreator(CREATOR)
+    c.setKeywords(["继续教育", "学时证明", "验印", p.proof_id])
     width, height = A4
     c.setFont(FONT, 22)
     c.drawCentredString(width / 2, height - 80, "专业技术人员继续教育学时证明")
@@ -91,17 +118,33 @@ def _page(p: PdfProof) -> bytes:
         c.drawRightString(width - 80, y, f"{line.hours}{suffix} 学时")
         y -= 16
     y -= 8
+    credited = [r for r in p.records if r.hours > 0]
+    uncredited = [r for r in p.records if r.hours == 0]
     c.setFont(FONT, 12)
-    c.drawString(70, y, f"所含学习记录（{len(p.records)} 条）")
+    c.drawString(70, y, f"所含学习记录（{len(credited)} 条）")
     y -= 18
     c.setFont(FONT, 9)
-    shown = p.records[:18]
-    for r in shown:
+    room = 18 if not uncredited else 13
+    for r in credited[:room]:
         c.drawString(84, y, f"{r.period}  {r.course[:28]}  （{r.base[:16]}）")
         c.drawRightString(width - 80, y, f"{r.hours} 学时")
         y -= 14
-    if len(p.records) > len(shown):
-        c.drawString(84, y, f"…… 其余 {len(p.records) - len(shown)} 条见所附电子证明（credential.json）")
+    if len(credited) > room:
+        c.drawString(84, y, f"…… 其余 {len(credited) - room} 条见所附电子证明（credential.json）")
+        y -= 14
+    if uncredited:
+        # Records the rules credited nothing: listed apart, each with the rule, never among the credited ones.
+        y -= 6
+        c.setFont(FONT, 12)
+        c.drawString(70, y, f"未计学时（{len(uncredited)} 条）")
+        y -= 18
+        c.setFont(FONT, 9)
+        for r in uncredited[:4]:
+            c.drawString(84, y, f"{r.period}  {r.course[:24]}  （{r.base[:12]}）")
+            c.drawRightString(width - 80, y, f"未计学时：{r.rule or '未满足认定条件'}")
+            y -= 14
+        if len(uncredited) > 4:
+            c.drawString(84, y, f"…… 其余 {len(uncredited) - 4} 条见所附电子证明（credential.json）")
     # Seal, over the issuer's name and date, as on a paper proof.
     c.setFont(FONT, 11)
     c.drawRightString(width - 80, 190, p.issuer_name)
@@ -140,8 +183,10 @@ def render_and_sign(p: PdfProof, credential_json: bytes, stamp: StampKeys, ca_ce
             writer, data=credential_json, mime_type="application/vc+ld+json",
             params=EmbeddedFileParams(embed_size=True)),
         description="W3C Verifiable Credential (OpenBadgeCredential) of this proof"))
+    # A certification signature (the document's first, with DocMDP P=1): no change after it is permitted.
     meta = signers.PdfSignatureMetadata(field_name="XueshiStamp", subfilter=fields.SigSeedSubFilter.PADES,
-                                        md_algorithm="sha256", reason="学时验印", name=stamp.name)
+                                        md_algorithm="sha256", reason="学时验印", name=stamp.name, certify=True,
+                                        docmdp_permissions=MDPPerm.NO_CHANGES)
     out = io.BytesIO()
     signers.sign_pdf(writer, meta, signer=_signer(stamp, ca_cert_pem), output=out)
     return out.getvalue()

@@ -32,6 +32,7 @@ from .domain.credential import (
     build_credential,
     has_hashed_identifier,
     public_mask,
+    rule_label,
     status_list_credential,
 )
 from .domain.encoding import (
@@ -42,7 +43,7 @@ from .domain.encoding import (
     status_bit,
 )
 from .keys import HR_AUTHORITY, body_for_authority, body_names, current_stamp, ensure_ca, load_stamp
-from .models import CertificateAuthority, HolderCheck, Proof, Stamp, StatusList
+from .models import CertificateAuthority, HolderCheck, Proof, Stamp, StatusList, Sweep
 from .pdf import PdfLine, PdfProof, PdfRecord, render_and_sign
 
 __all__ = ["Urls", "issue_proof", "revoke_proof", "verify_credential"]
@@ -159,7 +160,7 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
     person_hash = keys.lookup_hash(id_number)
     query = sa.text("""
         SELECT r.id, r.id_masked, r.person_name, r.topic, r.field, r.credited_hours, r.unit_region,
-               r.first_sitting, r.last_sitting, c.title AS course_title, b.unit_name AS base_name
+               r.first_sitting, r.last_sitting, r.adjustments, c.title AS course_title, b.unit_name AS base_name
         FROM hours_ledger.published_records r
         LEFT JOIN catalog.published_courses c ON c.id = r.course_id
         LEFT JOIN catalog.published_bases b ON b.id = r.base_id
@@ -206,11 +207,15 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
         scope_label = f"专业科目：{field_name}"
 
     proof_id = uuid.uuid4()
+    # One stamping of a person, year and scope at a time: the newer proof supersedes every older one.
+    await db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 16))"),
+                     {"k": f"proof:{person_hash.hex()}:{year}:{scope}:{field or ''}"})
     list_no, index = await _allocate_status(db, body)
     now = dt.datetime.now(dt.UTC)
     person_name, masked = records[0].person_name, public_mask(records[0].id_masked)
     evidence = tuple(Evidence(str(r.id), r.course_title or "", r.credited_hours, r.base_name or "",
-                              f"{r.first_sitting.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d}")
+                              f"{r.first_sitting.astimezone(BEIJING):%Y-%m-%d}",
+                              None if r.credited_hours else _cut_by(r.adjustments))
                      for r in records)
     facts = ProofFacts(
         proof_url=urls.proof(proof_id), issuer_did=urls.did(body), issuer_name=stamp.name, year=year, scope=scope,
@@ -228,16 +233,185 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
         lines=tuple(PdfLine(f"{ln.code}. {ln.name}" if scope == "public" and ln.code != OTHER_TOPIC else ln.name,
                             ln.hours, ln.allotment)
                     for ln in lines),
-        records=tuple(PdfRecord(e.course, e.base, e.period, e.hours) for e in evidence),
-        issued_on=f"{now.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y年%m月%d日}",
-        verify_url=urls.verify_page(proof_id)),
+        records=tuple(PdfRecord(e.course, e.base, e.period, e.hours, e.rule) for e in evidence),
+        issued_on=f"{now.astimezone(BEIJING):%Y年%m月%d日}",
+        verify_url=urls.verify_page(proof_id), title=title),
         orjson.dumps(signed, option=orjson.OPT_INDENT_2), stamp, ca.cert_pem)
+    older = (await db.scalars(sa.select(Proof).where(
+        Proof.person_hash == person_hash, Proof.year == year, Proof.scope == scope,
+        Proof.field.is_(None) if field is None else Proof.field == field,
+        Proof.revoked_at.is_(None), Proof.superseded_at.is_(None)).with_for_update())).all()
     db.add(Proof(id=proof_id, body=body, stamp_version=stamp.version, person_hash=person_hash, year=year,
                  scope=scope, field=field, credited_hours=credited, record_ids=[str(r.id) for r in records],
                  credential=signed, pdf=pdf, status_list_no=list_no, status_index=index, created_by=principal.id))
     await db.flush()
+    for old in older:
+        await supersede(db, old, now, "a newer proof of the same person, year and scope was stamped", proof_id)
     return {"proof_id": proof_id, "credential": signed, "pdf_url": urls.pdf(proof_id),
-            "verify_url": urls.verify_page(proof_id)}
+            "verify_url": urls.verify_page(proof_id), "supersedes": [o.id for o in older],
+            "audit": {"proof": str(proof_id), "person": masked, "year": year, "scope": scope, "field": field,
+                      "body": body, "credited_hours": credited, "supersedes": [str(o.id) for o in older]}}
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def _cut_by(adjustments: Any) -> str:
+    """The label of the rules that cut a record to nothing, the largest cut first."""
+    cuts = [a for a in adjustments or [] if isinstance(a, dict)]
+    decisive = [a for a in cuts if int(a.get("hours") or 0) > 0] or cuts  # the rules that took whole 学时
+    decisive.sort(key=lambda a: (-int(a.get("hours") or 0), -int(a.get("minutes") or 0)))
+    return rule_label([str(a.get("rule")) for a in decisive])
+
+
+# ---- superseded proofs ----------------------------------------------------------------------------
+
+async def _set_status_bit(db: AsyncSession, proof: Proof) -> None:
+    status = await db.scalar(sa.select(StatusList).where(
+        StatusList.body == proof.body, StatusList.list_no == proof.status_list_no).with_for_update())
+    assert status is not None
+    bits = bytearray(status.bits)
+    set_status_bit(bits, proof.status_index)
+    status.bits, status.updated_at = bytes(bits), sa.func.now()
+
+
+async def supersede(db: AsyncSession, proof: Proof, at: dt.datetime, reason: str,
+                    by: uuid.UUID | None = None) -> None:
+    """The proof no longer stands: its status bit is set (the one list every verifier reads), and the registry
+    keeps when, why and, for a newer proof, which one. A revoked or already superseded proof is left as it is."""
+    if proof.revoked_at is not None or proof.superseded_at is not None:
+        return
+    await _set_status_bit(db, proof)
+    proof.superseded_at, proof.superseded_by, proof.supersession_reason = at, by, reason
+    await record_audit(db, service="verification", action="supersede proof", outcome="superseded", status=200,
+                       principal=None, target={"proof": str(proof.id), "year": proof.year, "scope": proof.scope,
+                                               "body": proof.body, "superseded_by": str(by) if by else None,
+                                               "reason": reason})
+    await db.flush()
+
+
+_REVERSED_IN_PROOF = sa.text("""
+    SELECT min(r.reversed_at) AS at, string_agg(coalesce(r.reversal_reason, ''), '；') AS why, count(*) AS n
+    FROM hours_ledger.published_records r
+    WHERE r.person_hash = :h AND r.year = :y AND r.reversed
+      AND r.id = ANY(CAST(:ids AS uuid[]))""")
+
+
+async def refresh(db: AsyncSession, proof: Proof) -> Proof:
+    """The proof's standing now: superseded at once if one of its records has been reversed since it was stamped
+    (the sweep does the same for every proof, so the status list follows within `supersede_seconds`)."""
+    if proof.revoked_at is None and proof.superseded_at is None:
+        row = (await db.execute(_REVERSED_IN_PROOF, {"h": proof.person_hash, "y": proof.year,
+                                                     "ids": list(proof.record_ids)})).one()
+        if row.n:
+            proof = await db.scalar(sa.select(Proof).where(Proof.id == proof.id).with_for_update()) or proof
+            await supersede(db, proof, row.at, f"{row.n} of its records were reversed: {row.why}".rstrip(": "))
+    return proof
+
+
+# Reversals are read again this far back on each sweep: a transaction that reversed a record stamps it with its
+# start time, and may commit later than a sweep that already read past that time.
+SWEEP_OVERLAP = dt.timedelta(minutes=10)
+
+
+async def sweep_reversals(db: AsyncSession) -> int:
+    """Supersede every proof that covers a record reversed since the last sweep. Returns how many."""
+    mark = await db.get(Sweep, 1, with_for_update=True)
+    if mark is None:
+        db.add(mark := Sweep(id=1, swept_to=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        await db.flush()
+        mark = await db.get(Sweep, 1, with_for_update=True)
+    assert mark is not None
+    now = dt.datetime.now(dt.UTC)
+    reversed_ids = [str(r) for r in (await db.scalars(sa.text(
+        "SELECT DISTINCT record_id FROM hours_ledger.entries WHERE kind = 'reversal' AND recorded_at > :since"),
+        {"since": mark.swept_to - SWEEP_OVERLAP})).all()]
+    count = 0
+    for record_id in reversed_ids:
+        covering = (await db.scalars(sa.select(Proof).where(
+            Proof.record_ids.op("@>")(sa.func.jsonb_build_array(record_id)),
+            Proof.revoked_at.is_(None), Proof.superseded_at.is_(None)).with_for_update())).all()
+        for proof in covering:
+            before = proof.superseded_at
+            await refresh(db, proof)
+            count += proof.superseded_at is not None and before is None
+    mark.swept_to = now
+    await db.flush()
+    return count
+
+
+async def sweep_forever(sessions: Any, seconds: float) -> None:
+    """The service's background sweep (every `seconds`; XUESHI_SUPERSEDE_SECONDS)."""
+    import logging
+
+    log = logging.getLogger("xueshi.verification.sweep")
+    while True:
+        try:
+            async with sessions() as db, db.begin():
+                count = await sweep_reversals(db)
+            if count:
+                log.info("superseded proofs after reversals", extra={"count": count})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next sweep tries again; reads refresh each proof they show meanwhile
+            log.exception("sweep failed")
+        await asyncio.sleep(seconds)
+
+
+def _scope_filter(principal: Principal) -> Any:
+    """Which proofs a staff member may list: the ones their body stamped (all, for the province and auditors)."""
+    if principal.role in ("province_admin", "auditor"):
+        return sa.true()
+    if principal.role == "city_admin" and principal.region:
+        return Proof.body == principal.region
+    if principal.role == "authority_reviewer" and principal.authority:
+        return Proof.body == body_for_authority(principal.authority)
+    return sa.false()
+
+
+def proof_summary(urls: Urls, proof: Proof) -> dict[str, Any]:
+    return {"proof_id": proof.id, "year": proof.year, "scope": proof.scope, "field": proof.field,
+            "body": proof.body, "issuer": proof.credential.get("issuer", {}).get("name"),
+            "credited_hours": proof.credited_hours, "status": proof.standing, "issued_at": proof.created_at,
+            "revoked_at": proof.revoked_at, "revocation_reason": proof.revocation_reason,
+            "superseded_at": proof.superseded_at, "superseded_by": proof.superseded_by,
+            "supersession_reason": proof.supersession_reason,
+            "pdf_url": urls.pdf(proof.id), "verify_url": urls.verify_page(proof.id)}
+
+
+async def people_proofs(db: AsyncSession, principal: Principal, keys: PiiKeys, urls: Urls, id_number: str,
+                        year: int | None) -> list[dict[str, Any]]:
+    """A person's proofs that the staff member's body stamped (every body's for the province and auditors), newest
+    first by year and scope. A person with none, or none in scope, gets the same empty list."""
+    principal.require_staff("province_admin", "city_admin", "authority_reviewer", "auditor")
+    query = sa.select(Proof).where(Proof.person_hash == keys.lookup_hash(id_number), _scope_filter(principal))
+    if year is not None:
+        query = query.where(Proof.year == year)
+    proofs = (await db.scalars(query.order_by(Proof.year.desc(), Proof.scope, Proof.field,
+                                              Proof.created_at.desc()))).all()
+    return [proof_summary(urls, await refresh(db, p)) for p in proofs]
+
+
+async def awaiting_restamp(db: AsyncSession, principal: Principal, urls: Urls, limit: int) -> list[dict[str, Any]]:
+    """The stamping body's proofs superseded because their records changed, with no newer proof yet: the people
+    to stamp again."""
+    principal.require_staff("province_admin", "city_admin", "authority_reviewer", "auditor")
+    await sweep_reversals(db)
+    proofs = (await db.scalars(sa.select(Proof).where(
+        _scope_filter(principal), Proof.superseded_at.is_not(None), Proof.superseded_by.is_(None),
+        Proof.revoked_at.is_(None)).order_by(Proof.superseded_at).limit(limit))).all()
+    out = []
+    for proof in proofs:
+        # Stamped again since? A newer proof of the same person, year and scope ends the wait.
+        newer = await db.scalar(sa.select(sa.func.count()).select_from(Proof).where(
+            Proof.person_hash == proof.person_hash, Proof.year == proof.year, Proof.scope == proof.scope,
+            Proof.field.is_(None) if proof.field is None else Proof.field == proof.field,
+            Proof.created_at > proof.created_at))
+        if not newer:
+            subject = proof.credential["credentialSubject"]
+            ids = {i["identityType"]: i["identityHash"] for i in subject["identifier"]}
+            out.append({**proof_summary(urls, proof), "name": ids.get("name"), "masked_id": ids.get("identifier")})
+    return out
 
 
 async def get_proof(db: AsyncSession, proof_id: uuid.UUID) -> Proof:
@@ -271,11 +445,8 @@ async def revoke_proof(db: AsyncSession, principal: Principal, proof_id: uuid.UU
         raise Forbidden("only staff of the body that stamped a proof may revoke it", rule="out-of-scope")
     if proof.revoked_at is not None:
         raise Conflict("the proof is already revoked", rule="already-revoked")
-    status = await db.scalar(sa.select(StatusList).where(
-        StatusList.body == proof.body, StatusList.list_no == proof.status_list_no).with_for_update())
-    bits = bytearray(status.bits)
-    set_status_bit(bits, proof.status_index)
-    status.bits, status.updated_at = bytes(bits), sa.func.now()
+    if proof.superseded_at is None:  # a superseded proof's bit is already set
+        await _set_status_bit(db, proof)
     proof.revoked_at, proof.revoked_by, proof.revocation_reason = sa.func.now(), principal.id, reason
     await db.flush()
     await db.refresh(proof)
@@ -436,6 +607,15 @@ async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, holde
         checks.append(_check("validity", True, f"valid from {valid_from.isoformat()}"))
 
     revoked = False
+    standing: dict[str, Any] = {"status": None, "status_since": None, "superseded_by": None, "status_reason": None}
+    # The registry's own record of the proof, brought up to date first (a record it covers may have been reversed
+    # a moment ago): it tells why a set status bit is set.
+    record = await _registry_proof(db, urls, credential)
+    if record is not None:
+        record = await refresh(db, record)
+        standing = {"status": record.standing, "status_since": record.revoked_at or record.superseded_at,
+                    "superseded_by": record.superseded_by,
+                    "status_reason": record.revocation_reason or record.supersession_reason}
     entry = credential.get("credentialStatus") if isinstance(credential.get("credentialStatus"), dict) else None
     if entry is None or body is None:
         checks.append(_check("status", False, "no status entry of this registry"))
@@ -451,16 +631,39 @@ async def verify_credential(db: AsyncSession, urls: Urls, credential: Any, holde
             checks.append(_check("status", False, "the status list entry does not exist"))
         else:
             revoked = status_bit(row.bits, index)
-            checks.append(_check("status", not revoked, "revoked by the issuer" if revoked else "not revoked"))
+            if revoked and standing["status"] == "superseded":
+                since = standing["status_since"].astimezone(BEIJING)
+                newer = f"by proof {standing['superseded_by']}" if standing["superseded_by"] else \
+                    "because its records changed"
+                checks.append(_check("status", False, f"superseded {newer} on {since:%Y-%m-%d %H:%M} (Beijing time)"))
+                revoked = False
+            else:
+                checks.append(_check("status", not revoked, "revoked by the issuer" if revoked else "not revoked"))
 
     if holder is not None:
         checks.append(await _holder(db, urls, credential, holder, now))
 
     subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
     verified = all(c["ok"] for c in checks)
+    signed = next((c["ok"] for c in checks if c["check"] == "proof"), False)
+    if standing["status"] is None and entry is not None and body is not None:
+        standing["status"] = "revoked" if revoked else None
     return {"verified": verified, "revoked": revoked,
             "issuer": {"id": issuer_id, "name": issuer_name} if issuer_id else None,
-            "credits": subject.get("creditsEarned"), "checks": checks}
+            # The 学时 are the registry's only when its signature holds: a failed credential's claim is not echoed.
+            "credits": subject.get("creditsEarned") if signed and checks[0]["ok"] else None,
+            "claimed_credits": None if signed and checks[0]["ok"] else subject.get("creditsEarned"),
+            **standing, "checks": checks}
+
+
+async def _registry_proof(db: AsyncSession, urls: Urls, credential: dict[str, Any]) -> Proof | None:
+    proof_url = str(credential.get("id", ""))
+    if not proof_url.startswith(urls.proof("")):
+        return None
+    try:
+        return await db.get(Proof, uuid.UUID(proof_url[len(urls.proof("")):]))
+    except ValueError:
+        return None
 
 
 def public_view(proof: Proof) -> dict[str, Any]:
@@ -471,9 +674,67 @@ def public_view(proof: Proof) -> dict[str, Any]:
         "proof_id": str(proof.id), "title": proof.credential["name"], "issuer": proof.credential["issuer"]["name"],
         "name": ids["name"]["identityHash"], "masked_id": ids["identifier"]["identityHash"],
         "year": proof.year, "credits": subject["creditsEarned"], "revoked": proof.revoked_at is not None,
-        "revocation_reason": proof.revocation_reason,
+        "revocation_reason": proof.revocation_reason, "superseded": proof.standing == "superseded",
+        "superseded_by": str(proof.superseded_by) if proof.superseded_by else None,
+        "status_since": f"{(proof.revoked_at or proof.superseded_at).astimezone(BEIJING):%Y-%m-%d %H:%M}（北京时间）"
+        if proof.standing != "valid" else None,
         "issued": f"{proof.created_at.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d %H:%M}（北京时间）",
         "lines": [(d["name"], r["value"]) for d, r in zip(subject["achievement"]["resultDescription"],
                                                           subject["result"], strict=False)],
     }
 
+
+
+# ---- PDF verification ------------------------------------------------------------------------------
+
+MAX_PDF_BYTES = 4 * 1024 * 1024
+
+
+async def verify_pdf(db: AsyncSession, urls: Urls, secret: bytes, pdf: bytes) -> dict[str, Any]:
+    """What a proof PDF someone holds is worth: its signature (valid, trusted by the deployment CA, a
+    certification that permits no change), whether it covers the whole file or something was appended, whether
+    the embedded credential is the registry's proof, and that proof's standing."""
+    if len(pdf) > MAX_PDF_BYTES:
+        raise InvalidInput(f"a proof PDF is at most {MAX_PDF_BYTES // 1024 // 1024} MB", rule="too-large", field="body")
+    if not pdf.startswith(b"%PDF-"):
+        raise InvalidInput("the body is not a PDF (it must start with %PDF-)", rule="not-a-pdf", field="body")
+    ca = await ensure_ca(db, secret)
+    seen = await checking.check_pdf(pdf, ca.cert.public_bytes(serialization.Encoding.DER))
+    checks = []
+    if not seen["readable"]:
+        checks.append(_check("format", False, f"the PDF cannot be read: {seen['error']}"))
+    elif seen["signatures"] == 0:
+        checks.append(_check("signature", False, "the PDF carries no signature"))
+    else:
+        signature_ok = seen["intact"] and seen["valid"] and seen["trusted"]
+        checks.append(_check("signature", signature_ok,
+                             f"signed by {seen['signer']}, certified by this registry's CA" if signature_ok else
+                             "the signature does not match the content" if not seen["intact"] else
+                             "the signer's certificate is not certified by this registry's CA" if not seen["trusted"]
+                             else "the signature is not valid"))
+        checks.append(_check("certification", seen["certified"],
+                             "a certification signature that permits no change (DocMDP 1)" if seen["certified"] else
+                             "not a certification signature permitting no change: not a proof of this registry"))
+        whole = seen["whole_file"] and not seen["appended"]
+        checks.append(_check("whole-file", whole, "the signature covers the whole file" if whole else
+                             f"content was added after signing ({seen['revisions']} revisions; the change is "
+                             f"{seen['modification'] or 'unknown'}): what the file shows now is not what was signed"))
+    credential = seen.get("credential")
+    proof = await _registry_proof(db, urls, credential) if isinstance(credential, dict) else None
+    if proof is None:
+        checks.append(_check("credential", False, "the PDF carries no credential of this registry"))
+    elif proof.credential != credential or has_hashed_identifier(proof.credential):
+        checks.append(_check("credential", False, "the embedded credential is not the registry's proof"))
+    else:
+        checks.append(_check("credential", True, f"the embedded credential is the registry's proof {proof.id}"))
+    standing: dict[str, Any] = {"status": None, "status_since": None, "superseded_by": None, "status_reason": None}
+    if proof is not None:
+        proof = await refresh(db, proof)
+        standing = {"status": proof.standing, "status_since": proof.revoked_at or proof.superseded_at,
+                    "superseded_by": proof.superseded_by,
+                    "status_reason": proof.revocation_reason or proof.supersession_reason}
+        label = {"valid": "stands", "revoked": "was revoked by the issuer", "superseded": "was superseded"}
+        checks.append(_check("status", proof.standing == "valid", f"the proof {label[proof.standing]}"))
+    verified = all(c["ok"] for c in checks)
+    return {"verified": verified, "proof_id": proof.id if proof is not None else None,
+            "credits": proof.credited_hours if proof is not None and verified else None, **standing, "checks": checks}

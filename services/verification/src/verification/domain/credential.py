@@ -7,8 +7,11 @@ Only terms defined by the two contexts are used (the issuer refuses anything els
   holder is confirmed online only (`POST /v1/verifications` with `id_number`), against the registry's record;
 - the `achievement` names the plan or field and the year, with `creditsAvailable` and, per topic or
   field, a `ResultDescription` whose `result` on the subject carries the 学时 credited;
-- the ledger records covered are `evidence`;
-- `credentialStatus` is a `BitstringStatusListEntry` (revocation).
+- the ledger records covered are `evidence`; one that earned no 学时 says so with its rule ("未计学时：…");
+- `credentialStatus` is a `BitstringStatusListEntry` (revocation). Its bit is set when the stamping body revokes
+  the proof and when the proof is superseded (a record it covers was reversed, or a newer proof of the same person,
+  year and scope replaced it): either way the proof no longer stands, and every standard verifier says so offline.
+  Which of the two, when and by what, the registry tells online (`POST /v1/verifications`, the page).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONTEXT", "Evidence", "Line", "ProofFacts", "build_credential", "has_hashed_identifier", "public_mask",
-           "status_list_credential"]
+__all__ = ["CONTEXT", "RULE_LABELS", "Evidence", "Line", "ProofFacts", "build_credential", "has_hashed_identifier",
+           "public_mask", "rule_label", "status_list_credential"]
 
 CONTEXT = ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"]
 
@@ -36,6 +39,28 @@ def has_hashed_identifier(credential: dict[str, Any]) -> bool:
     return any(isinstance(i, dict) and i.get("hashed") is True for i in identifiers)
 
 
+# The ledger's rules, as a proof names the one that cut a record to nothing.
+RULE_LABELS = {
+    "course-hours": "超过课程学时",
+    "daily-limit": "超过每日 12 学时上限",
+    "media-shortfall": "有效播放时长不足",
+    "identity-unverified": "人脸核验不足",
+    "identity-failed": "人脸核验未通过",
+    "exam-not-passed": "考试未通过",
+    "parallel-study": "同时段重复学习",
+    "partial-hour": "不足 45 分钟",
+    "before-course-live": "课程审核上线前学习",
+    "course-already-credited": "该课程已计学时",
+    "other-topic-before-required": "规定主题学时未满前学习其它主题",
+}
+
+
+def rule_label(rules: list[str]) -> str:
+    """The Chinese label of the rules that cut a record, the largest first (as the ledger lists them)."""
+    labels = [RULE_LABELS.get(r, r) for r in dict.fromkeys(rules)]
+    return "、".join(labels) if labels else "未满足认定条件"
+
+
 @dataclass(frozen=True)
 class Line:
     code: str        # topic code or field code
@@ -51,6 +76,7 @@ class Evidence:
     hours: int
     base: str
     period: str
+    rule: str | None = None  # for a record that earned no 学时: the label of the rule that cut it
 
 
 @dataclass(frozen=True)
@@ -111,7 +137,9 @@ def build_credential(f: ProofFacts) -> dict[str, Any]:
             },
         },
         "evidence": [{"id": f"urn:uuid:{e.record_id}", "type": ["Evidence"], "name": e.course,
-                      "description": f"{e.base}，{e.period}", "narrative": f"{e.hours} 学时"} for e in f.evidence],
+                      "description": f"{e.base}，{e.period}",
+                      "narrative": f"{e.hours} 学时" if e.hours else f"未计学时：{e.rule or '未满足认定条件'}"}
+                     for e in f.evidence],
         "credentialStatus": {
             "id": f"{f.status_list_url}#{f.status_index}",
             "type": "BitstringStatusListEntry",
