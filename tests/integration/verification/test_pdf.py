@@ -299,3 +299,15 @@ async def test_a_pdf_signed_by_anyone_else_or_no_pdf_at_all_is_refused(verificat
     c.save()
     unsigned = await _post_pdf(verification, out.getvalue())
     assert unsigned["verified"] is False and _checks(unsigned)["signature"] is False
+
+
+async def test_the_qr_code_reads_back_as_the_verification_page(verification, fuzhou, studied, tmp_path):
+    proof, pdf = await stamped(verification, fuzhou, studied)
+    path = tmp_path / "proof.pdf"
+    path.write_bytes(pdf)
+    _run(debian_tool("pdftoppm", "poppler-utils"), "-r", "150", "-png", "-singlefile", str(path),
+         str(tmp_path / "page"))
+    zbarimg = debian_tool("zbarimg", "zbar-tools")
+    decoded = subprocess.run([zbarimg, "-q", "--raw", str(tmp_path / "page.png")], capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+    assert decoded == proof["verify_url"]
