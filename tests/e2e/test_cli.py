@@ -15,13 +15,18 @@ from tests.support.http import running
 XUESHI = [sys.executable, "-m", "xueshi_shared.cli"]
 
 
-def xueshi(*args: str, database_url: str, cwd, check: bool = True) -> subprocess.CompletedProcess:
+def _env(database_url: str) -> dict[str, str]:
     from tests.conftest import TEST_PII_KEY
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")}
     env["DATABASE_URL"] = database_url
     env["XUESHI_PII_KEY"] = TEST_PII_KEY  # the shared test database's stamps are sealed with it
-    proc = subprocess.run([*XUESHI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return env
+
+
+def xueshi(*args: str, database_url: str, cwd, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*XUESHI, *args], cwd=cwd, env=_env(database_url), capture_output=True, text=True,
+                          timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -59,6 +64,23 @@ def test_staff_add_refuses_bad_input_with_a_message_and_no_token(args, message, 
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert message in proc.stderr.lower()
+
+
+def test_an_unknown_role_is_told_the_roles_that_exist(database_url, tmp_path, engine):
+    proc = xueshi("staff", "add", "--name", "李四", "--role", "boss", database_url=database_url, cwd=tmp_path,
+                  check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert all(role in proc.stderr for role in ("province_admin", "city_admin", "authority_reviewer", "auditor"))
+
+
+def test_lists_print_whole_ids_at_any_width(database_url, tmp_path, engine):
+    token = xueshi("staff", "add", "--name", "李四", "--role", "auditor", database_url=database_url,
+                   cwd=tmp_path)
+    staff_id = token.stderr.split("staff id ", 1)[1].split()[0]
+    for columns in ("40", "200"):
+        listed = subprocess.run([*XUESHI, "staff", "list"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120, env={**_env(database_url), "COLUMNS": columns})
+        assert staff_id in listed.stdout, listed.stdout
 
 
 def test_staff_revoke_of_an_unknown_id_fails_cleanly(database_url, tmp_path, engine):

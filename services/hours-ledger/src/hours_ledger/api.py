@@ -86,17 +86,20 @@ def _invalid(index: int, exc: ValidationError) -> dict:
     return {"index": index, "status": 422, "problem": problem.body()}
 
 
-@router.get("/v1/records/{record_id}", response_model=schemas.RecordResult,
-            summary="A record's result (a base: its own records; staff: any)")
+@router.get("/v1/records/{record_id}", response_model=schemas.RecordView,
+            summary="A record's result and whether it was reversed, when and why (a base: its own records; staff: any)")
 async def get_record(record_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
     return await service.get_record(session, principal, record_id)
 
 
 @router.post("/v1/records/{record_id}/reversal", response_model=schemas.ReversalOut, responses=_problems,
              summary="Reverse a record (staff governing it): a reversing ledger entry with reason and actor")
-async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, principal: CurrentPrincipal,
-                         session: DbSession) -> dict:
-    return await service.reverse_record(session, principal, record_id, body.reason, now())
+async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, request: Request,
+                         principal: CurrentPrincipal, session: DbSession) -> dict:
+    result = await service.reverse_record(session, principal, record_id, body.reason, now())
+    request.state.audit_target = {"record": str(record_id), "person": result.pop("person_masked"),
+                                  "reason": body.reason, "reversed_hours": result["reversed_hours"]}
+    return result
 
 
 @router.post("/v1/people/transcript", response_model=schemas.Transcript,

@@ -94,6 +94,14 @@ class RecordResult(BaseModel):
     adjustments: list[AdjustmentOut]
 
 
+class RecordView(RecordResult):
+    """A record as its base (or staff) reads it later: the result, and whether it still stands."""
+
+    reversed: bool = Field(description="Reversed by the staff governing it: it credits nothing any more.")
+    reversed_at: dt.datetime | None
+    reversal_reason: str | None
+
+
 class BatchIn(StrictModel):
     records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]
 
@@ -163,6 +171,11 @@ class TranscriptRecord(BaseModel):
     adjustments: list[AdjustmentOut]
     reversed: bool
     reversal_reason: str | None
+    reversed_at: dt.datetime | None = None
+    base_name: str | None = Field(default=None, description="The training base's registered name.")
+    course_title: str | None = Field(default=None, description="The course's title.")
+    period_beijing: str | None = Field(default=None, description=(
+        "First sitting's start to last sitting's end, Beijing time (YYYY-MM-DD HH:MM – YYYY-MM-DD HH:MM)."))
 
 
 class NameChangeOut(BaseModel):

@@ -556,8 +556,10 @@ async def get_record(db: AsyncSession, principal: Principal, record_id: uuid.UUI
     row = (await db.execute(sa.select(Record).where(Record.id == record_id))).scalar_one_or_none()
     if row is None or (principal.kind == "base" and row.base_id != principal.base_id):
         raise NotFound("no such record", rule="record-not-found")
-    return _result({"id": row.id, "external_id": row.external_id, "credited_hours": row.credited_hours,
-                    "counted_seconds": row.counted_seconds, "status": row.status, "adjustments": row.adjustments})
+    return {**_result({"id": row.id, "external_id": row.external_id, "credited_hours": row.credited_hours,
+                       "counted_seconds": row.counted_seconds, "status": row.status, "adjustments": row.adjustments}),
+            "reversed": row.reversed_at is not None, "reversed_at": row.reversed_at,
+            "reversal_reason": row.reversal_reason}
 
 
 # ---- who may see and correct what ----------------------------------------------------------------
@@ -579,8 +581,8 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
     if found is None:
         raise NotFound("no such record", rule="record-not-found")
     person = dict((await db.execute(
-        sa.select(Person.id, Person.entry_count, Person.last_hash).where(Person.id == found.person_id)
-        .with_for_update())).mappings().one())
+        sa.select(Person.id, Person.entry_count, Person.last_hash, Person.id_masked)
+        .where(Person.id == found.person_id).with_for_update())).mappings().one())
     record = (await db.execute(sa.select(Record).where(
         Record.person_id == found.person_id, Record.year == found.year, Record.id == record_id))).scalar_one()
     actor = Actor(principal.role, principal.region, principal.authority)
@@ -600,7 +602,11 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
     await _append_entry(db, person, record_id=record_id, kind="reversal", hours=record.credited_hours,
                         seconds=record.counted_seconds, actor_id=principal.id, reason=reason, now=now)
     await db.flush()
-    return {"record_id": record_id, "reversed_hours": record.credited_hours, "reversed_at": now}
+    return {"record_id": record_id, "reversed_hours": record.credited_hours, "reversed_at": now,
+            "person_masked": person["id_masked"]}
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 def _not_yours() -> Forbidden:
@@ -647,6 +653,13 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
         "SELECT code, title, hours FROM catalog.published_topics WHERE year = :y ORDER BY code"), {"y": year})).all()
     public_by_topic: dict[str, int] = defaultdict(int)
     professional_by_field: dict[str, int] = defaultdict(int)
+    # Names for people to read beside the ids: the bases' and the courses' (one query each for the whole year).
+    base_names = dict((await db.execute(sa.text(
+        "SELECT id, unit_name FROM catalog.published_bases WHERE id = ANY(:ids)"),
+        {"ids": list({r.base_id for r, _, _ in records})})).all()) if records else {}
+    course_titles = dict((await db.execute(sa.text(
+        "SELECT id, title FROM catalog.published_courses WHERE id = ANY(:ids)"),
+        {"ids": list({r.course_id for r, _, _ in records})})).all()) if records else {}
     lines = []
     for r, first, last in records:
         if r.reversed_at is None:
@@ -661,6 +674,9 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
             "unit": {"name": r.unit_name, "uscc": r.unit_uscc, "region": r.unit_region},
             "first_sitting": first, "last_sitting": last, "adjustments": r.adjustments,
             "reversed": r.reversed_at is not None, "reversal_reason": r.reversal_reason,
+            "base_name": base_names.get(r.base_id), "course_title": course_titles.get(r.course_id),
+            "period_beijing": f"{first.astimezone(BEIJING):%Y-%m-%d %H:%M} – {last.astimezone(BEIJING):%Y-%m-%d %H:%M}",
+            "reversed_at": r.reversed_at,
         })
     # Other topics are listed apart and never count toward the plan's requirement (they count toward the year's).
     other_hours = public_by_topic.pop(rules.OTHER_TOPIC, 0)

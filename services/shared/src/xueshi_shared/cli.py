@@ -100,9 +100,13 @@ def staff_add(
 ) -> None:
     """Create a staff account; prints its bearer token on stdout and nothing else."""
     from .iam.api import StaffIn
+    from .iam.models import STAFF_ROLES
     from .iam.service import create_staff
     from .problems import Problem
 
+    if role not in STAFF_ROLES:
+        err.print(f"[red]no role {role!r}: the roles are {', '.join(STAFF_ROLES)}[/red]")
+        raise typer.Exit(2)
     try:
         body = StaffIn(name=name, role=role, region=region, authority=authority)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -157,11 +161,25 @@ def staff_list() -> None:
     settings = _settings()
     url, _server = _database(settings)
     rows = asyncio.run(_with_transaction(url, list_staff))
-    table = Table("id", "name", "role", "region", "authority", "disabled")
-    for r in rows:
-        table.add_row(str(r["id"]), r["name"], r["role"], r["region"] or "", r["authority"] or "",
-                      str(r["disabled_at"] or ""))
-    Console().print(table)
+    _print_rows(Table, ("id", "name", "role", "region", "authority", "disabled"),
+                [(str(r["id"]), r["name"], r["role"], r["region"] or "", r["authority"] or "",
+                  str(r["disabled_at"] or "")) for r in rows])
+
+
+def _print_rows(table_class, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal wide enough for every value; otherwise (a pipe, a narrow terminal) tab-separated
+    lines with a header: every id whole, whatever the width."""
+    console = Console()
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]
+    if console.is_terminal and sum(widths) + 3 * len(header) + 1 <= console.width:
+        table = table_class(*header)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    typer.echo("\t".join(header))
+    for row in rows:
+        typer.echo("\t".join(row))
 
 
 def _stamp_secret(settings: Settings) -> bytes:
@@ -243,10 +261,9 @@ def stamps_list() -> None:
         return (await session.execute(sa.select(Stamp.body, Stamp.version, Stamp.name, Stamp.created_at,
                                                 Stamp.retired_at).order_by(Stamp.body, Stamp.version))).all()
 
-    table = Table("body", "version", "name", "created", "retired")
-    for r in asyncio.run(_with_transaction(url, rows)):
-        table.add_row(r.body, str(r.version), r.name, str(r.created_at), str(r.retired_at or ""))
-    Console().print(table)
+    _print_rows(Table, ("body", "version", "name", "created", "retired"),
+                [(r.body, str(r.version), r.name, str(r.created_at), str(r.retired_at or ""))
+                 for r in asyncio.run(_with_transaction(url, rows))])
 
 
 @app.command("loadgen")

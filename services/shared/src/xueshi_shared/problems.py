@@ -246,6 +246,15 @@ def field_errors(raw: Sequence[Any], prefix: Sequence[Any] = ()) -> list[FieldEr
     return errors
 
 
+def _required_body_fields(request: Request) -> list[str]:
+    """The required fields of the route's body model, or [] when it has none."""
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    model = getattr(getattr(body_field, "field_info", None), "annotation", None) or getattr(body_field, "type_", None)
+    fields = getattr(model, "model_fields", None)
+    return [name for name, info in fields.items() if info.is_required()] if fields else []
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Problem) -> Response:
         body = exc.body(instance=safe_path(request) if exc.status != 401 else None)
@@ -255,6 +264,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         first = errors[0] if errors else FieldError("body", "validation", "invalid request")
         detail = f"{first['field']}: {first['detail']}"
+        if first["field"] == "body" and first["rule"] == "required":
+            # No body at all: name what the body must hold, not only that it is missing.
+            names = _required_body_fields(request)
+            if names:
+                detail = f"body: required, a JSON object with {', '.join(names)}"
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"
         return problem_response(422, "validation", detail, title="Invalid input", field=first["field"], errors=errors)

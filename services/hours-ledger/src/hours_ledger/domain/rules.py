@@ -273,7 +273,9 @@ def refusals(course: CourseFacts, plan: PlanRules, sittings: Sequence[Sitting], 
     for i, s in enumerate(sittings):
         where = f"sittings.{i}"
         if s.end <= s.start:
-            problems.append((f"{where}.ended_at", "sitting-order", "a sitting ends after it starts"))
+            problems.append((f"{where}.ended_at", "sitting-order",
+                             "the sitting ends before it starts (or when it starts): ended_at must be after "
+                             "started_at"))
         elif s.end - s.start > MAX_SITTING:
             problems.append((f"{where}.ended_at", "sitting-too-long", "a sitting lasts at most 24 hours"))
         if s.end > now:

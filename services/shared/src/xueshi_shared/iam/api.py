@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from ..problems import InvalidInput
@@ -82,11 +82,14 @@ class AuditPage(BaseModel):
 
 
 @router.post("/v1/staff", status_code=201, response_model=StaffCreated, summary="Create a staff account")
-async def create_staff(body: StaffIn, principal: CurrentPrincipal, session: DbSession) -> StaffCreated:
+async def create_staff(body: StaffIn, request: Request, principal: CurrentPrincipal,
+                       session: DbSession) -> StaffCreated:
     principal.require_staff("province_admin")
     staff_id, token = await service.create_staff(
         session, name=body.name, role=body.role, region=body.region, authority=body.authority
     )
+    request.state.audit_target = {"staff": str(staff_id), "role": body.role, "region": body.region,
+                                  "authority": body.authority}
     return StaffCreated(id=staff_id, token=token)
 
 
@@ -101,9 +104,10 @@ async def list_staff(principal: CurrentPrincipal, session: DbSession) -> list[di
     summary="Disable a staff account and revoke all its tokens",
 )
 async def revoke_staff(
-    staff_id: uuid.UUID, body: RevocationIn, principal: CurrentPrincipal, session: DbSession
+    staff_id: uuid.UUID, body: RevocationIn, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> RevocationOut:
     principal.require_staff("province_admin")
+    request.state.audit_target = {"staff": str(staff_id), "reason": body.reason}
     if staff_id == principal.id:
         raise InvalidInput("you cannot revoke your own account", field="staff_id", rule="self-revocation")
     count = await service.revoke_staff(session, staff_id, body.reason)
