@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator
 
@@ -20,15 +21,18 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Run `app` under uvicorn in a thread (its own event loop) and yield its base URL once it answers."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+async def serving(app: FastAPI, *, port: int | None = None, tls: tuple[str, str, str] | None = None
+                  ) -> AsyncIterator[str]:
+    """Run `app` under uvicorn in a thread (its own event loop) and yield its base URL once it answers.
+    `tls`: (certificate file, key file, CA file) to serve HTTPS."""
+    port = port or free_port()
+    tls_files = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **tls_files))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=tls[2]) if tls else True) as client:
             for _ in range(100):
                 try:
                     if (await client.get(f"{url}/healthz", timeout=1)).status_code == 200:

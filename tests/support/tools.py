@@ -21,7 +21,7 @@ JS = Path(__file__).resolve().parents[1] / "js"
 def _npm_ready() -> str | None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "node and npm are not installed"
-    if not (JS / "node_modules" / "@digitalbazaar" / "vc").exists():
+    if not all((JS / "node_modules" / p).exists() for p in ("@digitalbazaar/vc", "@digitalcredentials/verifier-core")):
         proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
                               timeout=600)
         if proc.returncode != 0:

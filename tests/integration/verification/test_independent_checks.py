@@ -137,3 +137,85 @@ async def test_the_public_page_renders_in_headless_chromium(settings, verificati
             capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(OUTPUT)))
         assert shot.exists() and shot.stat().st_size > 5_000, proc.stderr[-2000:]
         print(f"screenshot: {shot}")
+
+
+def _loopback_tls(workdir: Path) -> tuple[str, str, str]:
+    """A test CA and a certificate for 127.0.0.1 it signed: (certificate, key, CA) files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xueshi test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    files = (workdir / "server.pem", workdir / "server.key", workdir / "ca.pem")
+    files[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    files[2].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return str(files[0]), str(files[1]), str(files[2])
+
+
+def dcc_verify(tmp_path: Path, credential: dict, ca_file: str) -> dict:
+    npm_verifier()  # installs the test's npm packages
+    path = tmp_path / f"dcc-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(credential, ensure_ascii=False))
+    proc = subprocess.run(["node", str(Path(npm_verifier()).parent / "verify-dcc.mjs"), str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, NODE_EXTRA_CA_CERTS=ca_file))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The library prints its own notes (the OB schema it cannot fetch offline); the verdict is the last line.
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+async def test_the_digital_credentials_consortium_verifier_resolves_did_web_over_https(
+        settings, fuzhou, studied, tmp_path):
+    import ssl
+
+    import httpx
+
+    from tests.support.servers import free_port
+
+    tls = _loopback_tls(tmp_path)
+    port = free_port()
+    app = create_verification(settings.model_copy(update={"public_base_url": f"https://127.0.0.1:{port}"}))
+    async with serving(app, port=port, tls=tls) as url, httpx.AsyncClient(base_url=url, verify=ssl.create_default_context(cafile=tls[2])) as client:
+        stamped = await client.post("/v1/proofs", json={"id_number": studied, "year": 2026, "scope": "public"},
+                                    headers=fuzhou.headers)
+        assert stamped.status_code == 201, stamped.text
+        credential = stamped.json()["credential"]
+        assert credential["issuer"]["id"].startswith("did:web:127.0.0.1%3A")
+
+        good = await asyncio.to_thread(dcc_verify, tmp_path, credential, tls[2])
+        print(json.dumps(good["steps"]))
+        assert good["fatal"] is None, good
+        assert good["steps"].get("valid_signature") is True and good["steps"].get("revocation_status") is True, good
+
+        forged = copy.deepcopy(credential)
+        forged["credentialSubject"]["creditsEarned"] = 90
+        bad = await asyncio.to_thread(dcc_verify, tmp_path, forged, tls[2])
+        assert bad["steps"].get("valid_signature") is not True, bad
+
+        await client.post(f"/v1/proofs/{stamped.json()['proof_id']}/revocation", json={"reason": "核查撤销"},
+                          headers=fuzhou.headers)
+        revoked = await asyncio.to_thread(dcc_verify, tmp_path, credential, tls[2])
+        assert revoked["steps"].get("revocation_status") is False, revoked
