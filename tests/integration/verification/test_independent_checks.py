@@ -198,7 +198,8 @@ async def test_the_digital_credentials_consortium_verifier_resolves_did_web_over
     tls = _loopback_tls(tmp_path)
     port = free_port()
     app = create_verification(settings.model_copy(update={"public_base_url": f"https://127.0.0.1:{port}"}))
-    async with serving(app, port=port, tls=tls) as url, httpx.AsyncClient(base_url=url, verify=ssl.create_default_context(cafile=tls[2])) as client:
+    trust = ssl.create_default_context(cafile=tls[2])
+    async with serving(app, port=port, tls=tls) as url, httpx.AsyncClient(base_url=url, verify=trust) as client:
         stamped = await client.post("/v1/proofs", json={"id_number": studied, "year": 2026, "scope": "public"},
                                     headers=fuzhou.headers)
         assert stamped.status_code == 201, stamped.text
