@@ -128,3 +128,23 @@ async def test_a_revoked_proofs_pdf_is_gone_with_its_reason(verification, fuzhou
     assert (await verification.get(f"/v1/proofs/{proof['proof_id']}")).status_code == 200
     result = (await verification.post("/v1/verifications", json={"credential": proof["credential"]})).json()
     assert result["status"] == "revoked" and result["revoked"] is True and result["status_reason"] == "材料不实"
+
+
+async def test_stamps_at_the_same_moment_leave_exactly_one_proof_standing(verification, fuzhou, studied, engine):
+    import asyncio
+
+    import sqlalchemy as sa
+
+    body = {"id_number": studied, "year": 2026, "scope": "public"}
+    answers = await asyncio.gather(*(verification.post("/v1/proofs", json=body, headers=fuzhou.headers)
+                                     for _ in range(6)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    ids = [a.json()["proof_id"] for a in answers]
+    async with AsyncSession(engine) as s:
+        standing = (await s.execute(sa.text(
+            "SELECT id FROM verification.proofs WHERE id = ANY(CAST(:ids AS uuid[])) AND superseded_at IS NULL "
+            "AND revoked_at IS NULL"), {"ids": ids})).scalars().all()
+    assert len(standing) == 1
+    listed = (await verification.post("/v1/people/proofs", json={"id_number": studied},
+                                      headers=fuzhou.headers)).json()["proofs"]
+    assert [p["status"] for p in listed].count("valid") == 1
