@@ -148,3 +148,18 @@ async def test_stamps_at_the_same_moment_leave_exactly_one_proof_standing(verifi
     listed = (await verification.post("/v1/people/proofs", json={"id_number": studied},
                                       headers=fuzhou.headers)).json()["proofs"]
     assert [p["status"] for p in listed].count("valid") == 1
+
+
+async def test_a_name_correction_supersedes_the_proofs_that_carry_the_old_name(ledger, verification, fuzhou, studied,
+                                                                              engine):
+    proof = await _stamp(verification, fuzhou, studied)
+    corrected = await ledger.post("/v1/people/name-corrections", json={
+        "id_number": studied, "name": "陈晓明", "reason": "身份证核对"}, headers=fuzhou.headers)
+    assert corrected.status_code == 201, corrected.text
+    async with AsyncSession(engine) as s, s.begin():
+        assert await sweep_reversals(s) == 1
+    assert await _status_bit(verification, proof["credential"]) is True
+    result = (await verification.post("/v1/verifications", json={"credential": proof["credential"]})).json()
+    assert result["status"] == "superseded" and "name" in result["status_reason"]
+    again = await _stamp(verification, fuzhou, studied)
+    assert {i["identityHash"] for i in again["credential"]["credentialSubject"]["identifier"]} >= {"陈晓明"}

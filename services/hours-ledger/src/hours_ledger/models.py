@@ -176,7 +176,7 @@ class Entry(Base):
     __table_args__ = (
         sa.CheckConstraint("kind IN ('credit', 'reversal', 'rename')", name="kind"),
         sa.CheckConstraint("(kind = 'rename') = (record_id IS NULL)", name="record_entries"),
-        sa.Index("entries_reversals", "recorded_at", postgresql_where=sa.text("kind = 'reversal'")),
+        sa.Index("entries_reversals", "recorded_at", postgresql_where=sa.text("kind IN ('reversal', 'rename')")),
     )
 
 

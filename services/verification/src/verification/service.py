@@ -290,22 +290,34 @@ async def supersede(db: AsyncSession, proof: Proof, at: dt.datetime, reason: str
     await db.flush()
 
 
-_REVERSED_IN_PROOF = sa.text("""
-    SELECT min(r.reversed_at) AS at, string_agg(coalesce(r.reversal_reason, ''), '；') AS why, count(*) AS n
+_PROOF_RECORDS_NOW = sa.text("""
+    SELECT count(*) FILTER (WHERE r.reversed) AS n, min(r.reversed_at) AS at,
+           string_agg(coalesce(r.reversal_reason, ''), '；') FILTER (WHERE r.reversed) AS why,
+           min(r.person_name) AS name
     FROM hours_ledger.published_records r
-    WHERE r.person_hash = :h AND r.year = :y AND r.reversed
-      AND r.id = ANY(CAST(:ids AS uuid[]))""")
+    WHERE r.person_hash = :h AND r.year = :y AND r.id = ANY(CAST(:ids AS uuid[]))""")
+
+
+def _stamped_name(proof: Proof) -> str | None:
+    subject = proof.credential.get("credentialSubject", {})
+    return next((i.get("identityHash") for i in subject.get("identifier", []) if i.get("identityType") == "name"),
+                None)
 
 
 async def refresh(db: AsyncSession, proof: Proof) -> Proof:
-    """The proof's standing now: superseded at once if one of its records has been reversed since it was stamped
-    (the sweep does the same for every proof, so the status list follows within `supersede_seconds`)."""
+    """The proof's standing now: superseded at once if one of its records has been reversed, or the person's name
+    corrected, since it was stamped (the sweep does the same for every proof, so the status list follows within
+    `supersede_seconds`)."""
     if proof.revoked_at is None and proof.superseded_at is None:
-        row = (await db.execute(_REVERSED_IN_PROOF, {"h": proof.person_hash, "y": proof.year,
+        row = (await db.execute(_PROOF_RECORDS_NOW, {"h": proof.person_hash, "y": proof.year,
                                                      "ids": list(proof.record_ids)})).one()
-        if row.n:
+        renamed = row.name is not None and row.name != _stamped_name(proof)
+        if row.n or renamed:
             proof = await db.scalar(sa.select(Proof).where(Proof.id == proof.id).with_for_update()) or proof
-            await supersede(db, proof, row.at, f"{row.n} of its records were reversed: {row.why}".rstrip(": "))
+            if row.n:
+                await supersede(db, proof, row.at, f"{row.n} of its records were reversed: {row.why}".rstrip(": "))
+            else:
+                await supersede(db, proof, dt.datetime.now(dt.UTC), "the person's registered name was corrected")
     return proof
 
 
@@ -315,7 +327,8 @@ SWEEP_OVERLAP = dt.timedelta(minutes=10)
 
 
 async def sweep_reversals(db: AsyncSession) -> int:
-    """Supersede every proof that covers a record reversed since the last sweep. Returns how many."""
+    """Supersede every proof that covers a record reversed, or names a person renamed, since the last sweep.
+    Returns how many."""
     mark = await db.get(Sweep, 1, with_for_update=True)
     if mark is None:
         db.add(mark := Sweep(id=1, swept_to=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
@@ -324,9 +337,19 @@ async def sweep_reversals(db: AsyncSession) -> int:
     assert mark is not None
     now = dt.datetime.now(dt.UTC)
     reversed_ids = [str(r) for r in (await db.scalars(sa.text(
-        "SELECT DISTINCT record_id FROM hours_ledger.entries WHERE kind = 'reversal' AND recorded_at > :since"),
+        "SELECT DISTINCT record_id FROM hours_ledger.entries WHERE kind IN ('reversal', 'rename') AND kind = 'reversal' "
+        "AND recorded_at > :since"),
         {"since": mark.swept_to - SWEEP_OVERLAP})).all()]
+    renamed = (await db.scalars(sa.text(
+        "SELECT DISTINCT p.id_hash FROM hours_ledger.entries e JOIN hours_ledger.people p ON p.id = e.person_id "
+        "WHERE e.kind IN ('reversal', 'rename') AND e.kind = 'rename' AND e.recorded_at > :since"), {"since": mark.swept_to - SWEEP_OVERLAP})).all()
     count = 0
+    for person_hash in renamed:
+        for proof in (await db.scalars(sa.select(Proof).where(
+                Proof.person_hash == person_hash, Proof.revoked_at.is_(None), Proof.superseded_at.is_(None))
+                .with_for_update())).all():
+            await refresh(db, proof)
+            count += proof.superseded_at is not None
     for record_id in reversed_ids:
         covering = (await db.scalars(sa.select(Proof).where(
             Proof.record_ids.op("@>")(sa.func.jsonb_build_array(record_id)),

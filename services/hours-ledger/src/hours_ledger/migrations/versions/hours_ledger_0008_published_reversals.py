@@ -39,9 +39,10 @@ FROM hours_ledger.records r JOIN hours_ledger.people p ON p.id = r.person_id"""
 
 def upgrade() -> None:
     op.execute(PUBLISHED_RECORDS)
-    # Reversals in the order they happened, for the verification service's sweep (a partial index: credits, the
-    # hot path's rows, are not in it).
-    op.execute("CREATE INDEX entries_reversals ON hours_ledger.entries (recorded_at) WHERE kind = 'reversal'")
+    # Reversals and renames in the order they happened, for the verification service's sweep (a partial index:
+    # credits, the hot path's rows, are not in it).
+    op.execute("CREATE INDEX entries_reversals ON hours_ledger.entries (recorded_at) "
+               "WHERE kind IN ('reversal', 'rename')")
 
 
 def downgrade() -> None:
