@@ -69,7 +69,6 @@ def _check_pdf(pdf: bytes, ca_der: bytes) -> dict[str, Any]:
 
     import orjson
     from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils.embed import EmbeddedFileObject  # noqa: F401  (registers the file types)
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import MDPPerm
     from pyhanko.sign.validation import validate_pdf_signature

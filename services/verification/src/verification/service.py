@@ -337,13 +337,11 @@ async def sweep_reversals(db: AsyncSession) -> int:
     assert mark is not None
     now = dt.datetime.now(dt.UTC)
     reversed_ids = [str(r) for r in (await db.scalars(sa.text(
-        "SELECT DISTINCT record_id FROM hours_ledger.entries WHERE kind IN ('reversal', 'rename') AND kind = 'reversal' "
-        "AND recorded_at > :since"),
+        "SELECT DISTINCT record_id FROM hours_ledger.entries WHERE kind = 'reversal' AND recorded_at > :since"),
         {"since": mark.swept_to - SWEEP_OVERLAP})).all()]
     renamed = (await db.scalars(sa.text(
         "SELECT DISTINCT p.id_hash FROM hours_ledger.entries e JOIN hours_ledger.people p ON p.id = e.person_id "
-        "WHERE e.kind IN ('reversal', 'rename') AND e.kind = 'rename' "
-        "AND e.recorded_at > :since"), {"since": mark.swept_to - SWEEP_OVERLAP})).all()
+        "WHERE e.kind = 'rename' AND e.recorded_at > :since"), {"since": mark.swept_to - SWEEP_OVERLAP})).all()
     count = 0
     for person_hash in renamed:
         for proof in (await db.scalars(sa.select(Proof).where(

@@ -7,34 +7,19 @@ Revises: hours_ledger_0007
 
 from alembic import op
 
+from hours_ledger.migrations.versions.hours_ledger_0005_distribution_and_years import (
+    PUBLISHED_RECORDS as PREVIOUS,
+)
+
 revision = "hours_ledger_0008"
 down_revision = "hours_ledger_0007"
 branch_labels = None
 depends_on = None
 
-# The view of hours_ledger_0005 with three columns added at its end (CREATE OR REPLACE keeps the others).
-PUBLISHED_RECORDS = """
-CREATE OR REPLACE VIEW hours_ledger.published_records AS
-SELECT r.id, p.id_hash AS person_hash, p.id_masked, p.name AS person_name, r.year, r.category, r.topic,
-       r.field, r.course_id, r.base_id, r.course_hours, r.credited_hours, r.unit_region,
-       r.reversed_at IS NOT NULL AS reversed,
-       (SELECT min(s.started_at) FROM hours_ledger.sittings s
-        WHERE s.person_id = r.person_id AND s.year = r.year AND s.record_id = r.id) AS first_sitting,
-       (SELECT max(s.ended_at) FROM hours_ledger.sittings s
-        WHERE s.person_id = r.person_id AND s.year = r.year AND s.record_id = r.id) AS last_sitting,
-       r.reversed_at, r.reversal_reason, r.adjustments
-FROM hours_ledger.records r JOIN hours_ledger.people p ON p.id = r.person_id"""
-
-PREVIOUS = """
-CREATE VIEW hours_ledger.published_records AS
-SELECT r.id, p.id_hash AS person_hash, p.id_masked, p.name AS person_name, r.year, r.category, r.topic,
-       r.field, r.course_id, r.base_id, r.course_hours, r.credited_hours, r.unit_region,
-       r.reversed_at IS NOT NULL AS reversed,
-       (SELECT min(s.started_at) FROM hours_ledger.sittings s
-        WHERE s.person_id = r.person_id AND s.year = r.year AND s.record_id = r.id) AS first_sitting,
-       (SELECT max(s.ended_at) FROM hours_ledger.sittings s
-        WHERE s.person_id = r.person_id AND s.year = r.year AND s.record_id = r.id) AS last_sitting
-FROM hours_ledger.records r JOIN hours_ledger.people p ON p.id = r.person_id"""
+# The view of hours_ledger_0005, with three columns added at its end (CREATE OR REPLACE keeps the others).
+PUBLISHED_RECORDS = PREVIOUS.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").replace(
+    "AS last_sitting\nFROM", "AS last_sitting,\n       r.reversed_at, r.reversal_reason, r.adjustments\nFROM")
+assert PUBLISHED_RECORDS.count("r.adjustments") == 1
 
 
 def upgrade() -> None:
