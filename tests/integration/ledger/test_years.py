@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
-from hours_ledger import service
+from hours_ledger import intake
 from xueshi_shared.database import libpq_url
 
 from tests.support.factories import approved_course, online_sitting, record_body, ric
@@ -36,7 +36,7 @@ async def _detach_year(engine, year: int, *, drop: bool = True) -> None:
 
 async def _drop_year(engine, year: int) -> None:
     await _detach_year(engine, year)
-    service._open_years.discard(year)
+    intake._open_years.discard(year)
 
 
 async def _partitions(engine, year: int) -> list[str]:
@@ -80,8 +80,8 @@ async def test_a_years_first_record_opens_its_partitions_and_lands_in_them(engin
     assert [r["record_id"] for r in transcript.json()["records"]] == [response.json()["record_id"]]
 
 
-async def test_partitions_removed_under_a_running_ledger_give_a_503_and_the_retry_reopens_them(
-        engine, ledger, catalog, admin, fuzhou, base):
+async def test_partitions_removed_under_a_running_ledger_are_reopened_by_the_next_push(
+        engine, ledger, catalog, admin, fuzhou, base, monkeypatch):
     await _drop_year(engine, YEAR)
     await _plan(catalog, admin, YEAR)
     course = await approved_course(catalog, base, fuzhou, year=YEAR, topic="1", hours=2)
@@ -89,18 +89,25 @@ async def test_partitions_removed_under_a_running_ledger_give_a_503_and_the_retr
     assert (await ledger.post("/v1/records", json=first, headers=base.headers)).status_code == 201
     # An operator archives the year while the ledger runs (which still holds it open): detached, then dropped.
     await _detach_year(engine, YEAR)
-    assert YEAR in service._open_years
+    assert YEAR in intake._open_years
+    writes = []
+    real = intake._write
 
+    async def counted(*args, **kwargs):
+        writes.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "_write", counted)
+    # The write finds the partitions gone; nothing of it stays, the year is forgotten, and the record's retry
+    # (the same code, inside the same request) reopens the year and is written.
     second = record_body(course, ric(3), [online_sitting("2026-05-05T09:00:00+08:00", "2026-05-05T10:30:00+08:00")])
-    refused = await ledger.post("/v1/records", json=second, headers=base.headers)
-    assert_problem(refused, 503, "year-not-open")
-    assert refused.headers["Retry-After"] == "1"
-    async with engine.connect() as conn:  # nothing of the refused push was written
-        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.record_keys WHERE external_id = :e"),
-                                 {"e": second["external_id"]}) == 0
-    retried = await ledger.post("/v1/records", json=second, headers=base.headers)
-    assert retried.status_code == 201, retried.text
+    pushed = await ledger.post("/v1/records", json=second, headers=base.headers)
+    assert pushed.status_code == 201, pushed.text
+    assert len(writes) == 2
     assert await _partitions(engine, YEAR) == list(TABLES)
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.record_keys WHERE external_id = :e"),
+                                 {"e": second["external_id"]}) == 1
 
 
 async def test_many_sessions_opening_the_same_year_at_once_all_succeed(engine, database_url):
@@ -128,7 +135,7 @@ async def test_a_detached_year_is_never_silently_replaced(engine, ledger, catalo
     first = record_body(course, ric(4), [online_sitting("2026-05-04T09:00:00+08:00", "2026-05-04T10:30:00+08:00")])
     assert (await ledger.post("/v1/records", json=first, headers=base.headers)).status_code == 201
     await _detach_year(engine, YEAR, drop=False)  # archived but kept: new partitions would hide its rows
-    service._open_years.discard(YEAR)
+    intake._open_years.discard(YEAR)
     second = record_body(course, ric(5), [online_sitting("2026-05-05T09:00:00+08:00", "2026-05-05T10:30:00+08:00")])
     refused = assert_problem(await ledger.post("/v1/records", json=second, headers=base.headers), 503, "year-not-open")
     assert "detached" in refused["detail"]

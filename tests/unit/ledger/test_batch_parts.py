@@ -1,11 +1,11 @@
-"""How the batch endpoint splits a batch into independent transactions (batch.chunks)."""
+"""How the batch endpoint splits a batch into independent transactions (intake.chunks)."""
 
 from __future__ import annotations
 
 import uuid
 
 from hours_ledger import schemas
-from hours_ledger.batch import chunks
+from hours_ledger.intake import chunks
 from hypothesis import given
 from hypothesis import strategies as st
 

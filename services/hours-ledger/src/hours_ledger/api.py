@@ -14,7 +14,7 @@ from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, PushingBase, refuse_token
 
-from . import batch, schemas, seminars, service
+from . import intake, schemas, seminars, service
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
 # The single push, the hottest route: handled by LeanRoute (web.py) and matched first (app.py's hot_routers).
@@ -31,14 +31,17 @@ _problems = {409: {"model": ProblemDocument, "description": "external_id reused 
 async def push_record(body: schemas.RecordIn, request: Request, principal: PushingBase) -> Response:
     # Written together with the other pushes in flight (groupcommit.py), answered after the commit.
     outcome = await request.app.state.pushes.push(principal, request.state.token_digest, body)
-    if outcome.get("revoked"):  # the token was revoked since pushing_base found it live
-        request.app.state.known_tokens.forget(request.state.token_digest)
-        await refuse_token(request, "unknown or revoked token")
-    if "error" in outcome:
-        raise outcome["error"]
+    match outcome:
+        case intake.Revoked():  # the token was revoked since pushing_base found it live
+            request.app.state.known_tokens.forget(request.state.token_digest)
+            await refuse_token(request, "unknown or revoked token")
+        case intake.Refused(problem):
+            raise problem
+        case intake.Failed(error):
+            raise error
     # Serialised directly, already in RecordResult's shape (as the batch's results; a test holds it there):
     # FastAPI's response model would validate and dump it again (profiled: 4% of a push's service time).
-    return Response(orjson.dumps(outcome["result"], default=_uuid_text), status_code=outcome["status"],
+    return Response(orjson.dumps(outcome.result.json(), default=_uuid_text), status_code=outcome.status,
                     media_type="application/json")
 
 
@@ -46,7 +49,7 @@ async def push_record(body: schemas.RecordIn, request: Request, principal: Pushi
     "Push up to 1,000 records; each gets its own result, as if pushed one by one in the order sent"))
 async def push_batch(body: schemas.BatchIn, request: Request, principal: CurrentPrincipal,
                      session: DbSession) -> Response:
-    await service.require_base_in_standing(session, principal)
+    await intake.require_base_in_standing(await service.driver(session), principal)
     results: list[dict | None] = [None] * len(body.records)
     valid: list[tuple[int, schemas.RecordIn]] = []
     for index, raw in enumerate(body.records):
@@ -54,22 +57,20 @@ async def push_batch(body: schemas.BatchIn, request: Request, principal: Current
             valid.append((index, schemas.RecordIn.model_validate(raw)))
         except ValidationError as exc:
             results[index] = _invalid(index, exc)
-    limit = asyncio.Semaphore(batch.CONCURRENCY)
+    limit = asyncio.Semaphore(intake.CONCURRENCY)
 
     async def part(records: list[tuple[int, schemas.RecordIn]]) -> None:
         async with limit:
-            # Set-based, a few statements per part (batch.py).
-            outcome = await batch.push_records(request.app.state.engine, [principal] * len(records),
-                                               [r for _, r in records], request.app.state.pii_keys)
-            for (index, _), result in zip(records, outcome, strict=True):
-                results[index] = {"index": index, **result}
+            # Set-based, a few statements per part (intake.py).
+            outcomes = await intake.push(request.app.state.engine, [principal] * len(records),
+                                         [r for _, r in records], request.app.state.pii_keys)
+            for (index, _), outcome in zip(records, outcomes, strict=True):
+                results[index] = intake.batch_item(index, outcome)
 
-    await asyncio.gather(*(part(p) for p in batch.chunks(valid, BATCH_PART)))
+    await asyncio.gather(*(part(p) for p in intake.chunks(valid, BATCH_PART)))
     # Serialised directly (orjson) in BatchOut's exact shape: re-validating up to 1,000 results through the
     # response model cost as much as 6% of the endpoint's time. A test holds the shape to BatchOut.
-    items = [{"index": r["index"], "status": r["status"], "result": r.get("result"), "problem": r.get("problem")}
-             for r in results]
-    return Response(orjson.dumps({"results": items}, default=_uuid_text), media_type="application/json")
+    return Response(orjson.dumps({"results": results}, default=_uuid_text), media_type="application/json")
 
 
 def _uuid_text(value: object) -> str:
@@ -83,7 +84,7 @@ def _invalid(index: int, exc: ValidationError) -> dict:
     errors = field_errors(exc.errors())
     problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
                            errors=errors, rule="validation")
-    return {"index": index, "status": 422, "problem": problem.body()}
+    return {"index": index, "status": 422, "result": None, "problem": problem.body()}
 
 
 @router.get("/v1/records/{record_id}", response_model=schemas.RecordView,
@@ -145,6 +146,6 @@ async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict:
              summary="The organising base uploads trainees and their daily sign-in/sign-out; each becomes a record")
 async def seminar_attendance(seminar_id: uuid.UUID, body: schemas.AttendanceIn, request: Request,
                              principal: CurrentPrincipal) -> dict:
-    results = await seminars.upload_attendance(request.app.state.sessions, principal, request.app.state.pii_keys,
+    results = await seminars.upload_attendance(request.app.state.engine, principal, request.app.state.pii_keys,
                                                seminar_id, body.trainees, now())
     return {"results": results}

@@ -8,7 +8,7 @@ from xueshi_shared.iam.tokens import KnownTokens
 from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
 
-from . import batch
+from . import intake
 from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
@@ -30,8 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit
 
     app.state.pushes = GroupCommit(
-        lambda senders, records: batch.push_records(app.state.engine, senders, records, app.state.pii_keys,
-                                                    singles=True),
-        lambda pushes: batch.screen(app.state.engine, pushes),
+        lambda senders, records: intake.push(app.state.engine, senders, records, app.state.pii_keys, singles=True),
+        lambda pushes: intake.screen(app.state.engine, pushes),
         size=settings.push_group_size, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app

@@ -31,16 +31,16 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Histogram
 from xueshi_shared.iam.principal import Principal
 
 from . import schemas
+from .intake import Outcome, Refused, Revoked
 
-Outcome = dict[str, Any]  # {"status": ..., "result": ...} or {"status": ..., "problem": ..., "error": Problem}
 Apply = Callable[[list[Principal], list[schemas.RecordIn]], Awaitable[list[Outcome]]]
-Screen = Callable[[list["Push"]], Awaitable[list[Outcome | None]]]  # per push: None to write it, or its refusal
+Screen = Callable[[list["Push"]], Awaitable[list[Refused | Revoked | None]]]  # per push: None to write it, or why not
 
 
 class GroupCommit:
@@ -52,14 +52,14 @@ class GroupCommit:
         self.size, self.flushes, self.floor = size, flushes, min(floor, size)
         self._waiting: deque[Push] = deque()
         self._writing = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.group_sizes = Histogram("xueshi_ledger_push_group_records", "Single pushes written together",
                                      buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
 
-    async def push(self, principal: Principal, token_digest: bytes, record: schemas.RecordIn) -> Outcome:
+    async def push(self, principal: Principal, token_digest: bytes, record: schemas.RecordIn) -> Outcome | Revoked:
         """`record`'s outcome, pushed by `principal` with the token of `token_digest`, or its refusal by
-        `screen` (a token no longer live: {"status": 401, "revoked": True})."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        `screen` (`Revoked`: a token no longer live)."""
+        future: asyncio.Future[Outcome | Revoked] = asyncio.get_running_loop().create_future()
         self._waiting.append(Push(principal, token_digest, record, future))
         self._start()
         # A request cancelled while its group is being written leaves the group alone (it is another task).
@@ -105,4 +105,4 @@ class Push(NamedTuple):
     principal: Principal
     token_digest: bytes
     record: schemas.RecordIn
-    future: asyncio.Future
+    future: asyncio.Future[Outcome | Revoked]

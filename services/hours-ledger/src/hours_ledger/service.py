@@ -1,40 +1,28 @@
-"""Ledger use cases: load, decide (domain/rules.py), persist. Never commits: the caller's scope does.
+"""Ledger use cases besides the intake (intake.py): reading records and transcripts, reversals, name
+corrections, the integrity check. Load, decide, persist; never commits: the caller's scope does.
 
-Concurrency: every write about a person first locks that person's row (`people`, SELECT ... FOR UPDATE).
-Pushes for the same person from any number of bases serialise on it; pushes for different people never
-wait for each other. The lock is taken after everything that needs no lock (validation, catalog reads).
+Every write about a person first locks that person's row (`people`, SELECT ... FOR UPDATE), as the intake does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import functools
-import hashlib
-import hmac
 import uuid
-import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from xueshi_shared.database import libpq_url, pooled
+from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.governance import Actor, governs_field, governs_public_scope
 from xueshi_shared.iam.principal import Principal
-from xueshi_shared.iam.service import LIVE_TOKENS
-from xueshi_shared.pii import PiiKeys, id_number_error, mask_id_number, normalise_id_number
-from xueshi_shared.problems import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Problem, Unavailable
-from xueshi_shared.regions import within
+from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
+from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, Problem
 
-from . import schemas
-from .domain import facts, names, rules
+from .chain import entry_hash
+from .domain import facts, rules
+from .intake import FIND_PEOPLE
 from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting
 
 HR_AUTHORITY = "A12"
@@ -43,36 +31,7 @@ YEARLY_HOURS = 90
 PROFESSIONAL_SHARE = (2, 3)
 
 
-def _epoch(value: dt.datetime) -> int:
-    return int(value.timestamp())
-
-
-def _instant(seconds: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def request_hash(keys: PiiKeys, body: schemas.RecordIn) -> bytes:
-    """Identifies a request body for idempotency; keyed, because the body holds an ID number."""
-    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hmac.new(keys.lookup, canonical, hashlib.sha256).digest()
-
-
 # ---- the hash chain -----------------------------------------------------------------------------
-
-def entry_hash(prev: bytes, *, person_id: int, seq: int, record_id: uuid.UUID | None, kind: str, hours: int,
-               seconds: int, actor_id: uuid.UUID, reason: str | None, recorded_at: dt.datetime,
-               facts: dict[str, Any] | None = None) -> bytes:
-    """The entry's link in the person's chain. `facts` (domain/facts.py) are covered when the entry has them; an
-    entry written before they existed hashes as it always did."""
-    content: dict[str, Any] = {
-        "person": person_id, "seq": seq, "record": str(record_id), "kind": kind, "hours": hours,
-        "seconds": seconds, "actor": str(actor_id), "reason": reason,
-        "at": recorded_at.astimezone(dt.UTC).isoformat(),
-    }
-    if facts is not None:
-        content["facts"] = facts
-    return hashlib.sha256(prev + orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()
-
 
 async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: uuid.UUID, kind: str, hours: int,
                         seconds: int, actor_id: uuid.UUID, reason: str | None, now: dt.datetime) -> None:
@@ -85,54 +44,9 @@ async def _append_entry(db: AsyncSession, person: dict[str, Any], *, record_id: 
     await db.execute(sa.update(Person).where(Person.id == person["id"]).values(entry_count=seq, last_hash=digest))
 
 
-# ---- catalog reads (through the catalog's published views) ----------------------------------------
+# ---- the push path's connection --------------------------------------------------------------------
 
-# The standing of a base (a batch and a seminar upload check it here, a single push with its course, a group
-# of single pushes in SCREEN).
-STANDING = "SELECT status, suspended FROM catalog.published_bases WHERE id = $1"
-
-
-async def require_base_in_standing(db: AsyncSession, principal: Principal) -> uuid.UUID:
-    base_id = principal.require_base()
-    base = await (await _driver(db)).fetchrow(STANDING, base_id)
-    check_standing(base and base["status"], base and base["suspended"])
-    return base_id
-
-
-# A group of single pushes, screened in one statement: which of their tokens ($1) are still live, and the
-# standing of their bases ($2).
-SCREEN = f"""
-    SELECT l.live, b.ids, b.statuses, b.suspended
-    FROM (SELECT coalesce(array_agg(token_hash), '{{}}') AS live FROM ({LIVE_TOKENS}) t) l,
-         (SELECT array_agg(id) AS ids, array_agg(status) AS statuses, array_agg(suspended) AS suspended
-          FROM catalog.published_bases WHERE id = ANY($2::uuid[])) b"""
-
-
-def check_standing(status: str | None, suspended: bool | None) -> None:
-    """Refuse the records of a base that is not approved (None: unknown) or is suspended."""
-    if status != "approved":
-        raise Forbidden("the base is not approved", rule="base-not-approved")
-    if suspended:
-        raise Forbidden("the base is suspended; its records are refused", rule="base-suspended")
-
-
-@contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction on a pooled connection, driven by asyncpg itself: BEGIN and COMMIT are its only
-    overhead (a session's transaction costs two more round trips, and more of this process's time)."""
-    async with pooled(engine) as conn, conn.transaction():
-        yield conn
-
-
-# ---- pushing a record ---------------------------------------------------------------------------
-
-def _result(record: dict[str, Any]) -> dict[str, Any]:
-    return {"record_id": record["id"], "external_id": record["external_id"],
-            "credited_hours": record["credited_hours"], "counted_minutes": record["counted_seconds"] // 60,
-            "status": record["status"], "adjustments": record["adjustments"]}
-
-
-async def _driver(db: AsyncSession) -> asyncpg.Connection:
+async def driver(db: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session, inside the request's transaction.
 
     The push path is the ledger's hot path: it talks to asyncpg directly, with statements asyncpg
@@ -149,415 +63,14 @@ async def _driver(db: AsyncSession) -> asyncpg.Connection:
     return raw  # type: ignore[return-value]
 
 
-# What the push reads of a course and its plan (the single and the batch path alike).
-COURSE_COLUMNS = """c.base_id, c.year, c.category, c.topic, c.field, c.hours, c.mode, c.status, c.accepting_records,
-           c.live_from, c.seminar_id, c.base_scope_region,
-           p.window_start, p.deadline, p.max_hours_per_day, p.minutes_per_hour, p.min_exam_questions,
-           p.required_hours, p.identity_failed_share_max, t.hours AS topic_hours"""
-COURSE_JOINS = """LEFT JOIN catalog.published_plans p ON p.year = c.year
-    LEFT JOIN catalog.published_topics t ON t.year = c.year AND t.code = c.topic"""
-
-# What the person was credited in a plan year, per public topic and per course (the rules' topic allotments, the
-# other topics' prerequisite, a course credited once): four arrays, from one scan of the person's records of the year.
-USED_BY_PERSON = """
-    SELECT coalesce(array_agg(u.topic) FILTER (WHERE u.per_topic AND u.topic IS NOT NULL), '{{}}') AS topics,
-           coalesce(array_agg(u.hours) FILTER (WHERE u.per_topic AND u.topic IS NOT NULL), '{{}}') AS topic_hours,
-           coalesce(array_agg(u.course_id) FILTER (WHERE NOT u.per_topic), '{{}}') AS courses,
-           coalesce(array_agg(u.hours) FILTER (WHERE NOT u.per_topic), '{{}}') AS course_hours
-    FROM (SELECT r.topic, r.course_id, sum(r.credited_hours)::int AS hours, GROUPING(r.course_id) = 1 AS per_topic
-          FROM hours_ledger.records r
-          WHERE r.person_id = {person} AND r.year = {year} AND r.reversed_at IS NULL AND r.credited_hours > 0
-          GROUP BY GROUPING SETS ((r.topic), (r.course_id))) u"""
-
-
-def used_state(state: rules.PersonState, year: int, row: Any) -> None:
-    """Fill `state` with a row of USED_BY_PERSON (the person's credited 学时 of plan year `year`)."""
-    for topic, hours in zip(row["topics"], row["topic_hours"], strict=True):
-        state.topic_used[(year, topic)] = hours
-    for course, hours in zip(row["courses"], row["course_hours"], strict=True):
-        state.course_used[course_key(course)] = hours
-
-
-# The base's standing, the course with its plan, and whether the base already sent this external id: one
-# round trip. (It reads record_keys, never records: a year's partitions may still have to be opened.)
-_STANDING_AND_COURSE = f"""
-    SELECT b.status AS base_status, b.suspended, {COURSE_COLUMNS},
-           k.request_hash AS replay_hash, k.record_id AS replay_id, k.person_id AS replay_person,
-           k.year AS replay_year
-    FROM (SELECT $1::uuid AS base_id, $2::uuid AS course_id) x
-    LEFT JOIN catalog.published_bases b ON b.id = x.base_id
-    LEFT JOIN catalog.published_courses c ON c.id = x.course_id
-    {COURSE_JOINS}
-    LEFT JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = $3::text"""
-
-_REPLAYED = """
-    SELECT id, external_id, credited_hours, counted_seconds, status, adjustments FROM hours_ledger.records
-    WHERE person_id = $1 AND year = $2 AND id = $3"""
-
-# Finds people by the ID numbers' keyed hashes and takes their row locks, in person-id order (so that two
-# transactions locking several people never wait on each other in a cycle).
-FIND_PEOPLE = """
-    SELECT k.id_hash, p.id, p.entry_count, p.last_hash, p.name
-    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
-    WHERE k.id_hash = ANY($1::bytea[])
-    ORDER BY p.id
-    FOR UPDATE OF p"""
-
-# Creates people on first sight. Leaves out anyone a concurrent push created first (whose person_keys row
-# is then committed, and FIND_PEOPLE sees it).
-NEW_PEOPLE = """
-    WITH u AS (
-      SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY
-        AS u(h, t, c, m, n, i)),
-    k AS (
-      INSERT INTO hours_ledger.person_keys (id_hash, person_id)
-      SELECT h, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM u ORDER BY i
-      ON CONFLICT (id_hash) DO NOTHING
-      RETURNING id_hash, person_id)
-    INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
-    SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash
-    RETURNING id_hash, id, entry_count, last_hash, name"""
-
-_YEAR_OPEN = """
-    SELECT count(*) = 3 FROM pg_inherits
-    WHERE inhrelid IN (to_regclass('hours_ledger.records_y' || $1::int), to_regclass('hours_ledger.sittings_y' || $1::int),
-                       to_regclass('hours_ledger.allocations_y' || $1::int))"""
-# Plan years whose partitions this process has seen (a partition is never dropped while the ledger runs;
-# if an operator detaches one anyway, the write fails, the year is forgotten, and a retry reopens it).
-_open_years: set[int] = set()
-_opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-# The person's state in one round trip, each table read once, and whether a retry of the same record landed
-# while this push waited for the person's lock.
-_STATE = """
-    SELECT busy.starts AS busy_starts, busy.ends AS busy_ends, d.days, d.day_seconds,
-      used.topics, used.topic_hours, used.courses, used.course_hours,
-      rk.request_hash AS replay_hash, rk.record_id AS replay_id, rk.person_id AS replay_person,
-      rk.year AS replay_year
-    FROM (SELECT 1) one
-    LEFT JOIN hours_ledger.record_keys rk ON rk.base_id = $7::uuid AND rk.external_id = $8::text
-    CROSS JOIN
-      (SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
-              coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
-       FROM hours_ledger.sittings s
-       JOIN hours_ledger.records r ON r.person_id = s.person_id AND r.year = s.year AND r.id = s.record_id
-       WHERE s.person_id = $1 AND r.reversed_at IS NULL
-         AND s.started_at < $3::timestamptz AND s.started_at > $2::timestamptz - interval '1 day'
-         AND s.ended_at > $2::timestamptz) AS busy
-    CROSS JOIN
-      (SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
-              coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
-       FROM hours_ledger.person_days pd
-       WHERE pd.person_id = $1 AND pd.day BETWEEN $4::date AND $5::date) AS d
-    CROSS JOIN (""" + USED_BY_PERSON.format(person="$1", year="$6::smallint") + """) AS used"""
-
-# Everything a push writes, in one statement (data-modifying CTEs share one snapshot; foreign keys are
-# checked at its end, when the record row exists).
-_WRITE = """
-    WITH rec AS (
-      INSERT INTO hours_ledger.records (id, base_id, external_id, person_id, course_id, year, category, topic, field,
-        course_hours, mode, unit_name, unit_uscc, unit_region, exam, counted_seconds, credited_hours, status,
-        adjustments, created_at)
-      VALUES ($1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18, $19, $20::jsonb,
-              $21)),
-    rkey AS (
-      INSERT INTO hours_ledger.record_keys (base_id, external_id, request_hash, person_id, year, record_id)
-      VALUES ($2, $3, $4, $5, $7, $1)),
-    sit AS (
-      INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
-        identity_passed, identity_failed, mode)
-      SELECT $5, $7, $1, u.s, u.e, u.m, u.p, u.f, u.mode
-      FROM unnest($22::timestamptz[], $23::timestamptz[], $24::int[], $25::int[], $26::int[], $37::text[])
-        AS u(s, e, m, p, f, mode)),
-    alloc AS (
-      INSERT INTO hours_ledger.allocations (person_id, year, record_id, day, started_at, ended_at, seconds)
-      SELECT $5, $7, $1, u.d, u.s, u.e, extract(epoch FROM u.e - u.s)::int
-      FROM unnest($27::date[], $28::timestamptz[], $29::timestamptz[]) AS u(d, s, e)),
-    days AS (
-      INSERT INTO hours_ledger.person_days AS pd (person_id, day, seconds)
-      SELECT $5, u.d, u.n FROM unnest($30::date[], $31::int[]) AS u(d, n)
-      ON CONFLICT (person_id, day) DO UPDATE SET seconds = pd.seconds + EXCLUDED.seconds),
-    ent AS (
-      INSERT INTO hours_ledger.entries (person_id, seq, record_id, kind, hours, seconds, actor_id, reason,
-        recorded_at, prev_hash, hash, facts)
-      VALUES ($5, $32, $1, 'credit', $18, $17, $33, NULL, $21, $34, $35, $38::jsonb))
-    UPDATE hours_ledger.people SET entry_count = $32, last_hash = $35,
-      name = CASE WHEN entry_count = 0 THEN $36 ELSE name END  -- the first record written fixes the name
-    WHERE id = $5"""
-
-
-async def open_year(conn: asyncpg.Connection, url: sa.URL, year: int) -> None:
-    """Make sure the plan year's partitions exist, before the transaction on `conn` touches a ledger table.
-
-    The partitions are created on a connection of their own to the database at `url` (autocommit, outside
-    the pool, so that a full pool cannot starve it), so that the DDL's brief lock never waits on this
-    request's own transaction. It runs once per year, on the year's first record; one request per process
-    does it, the others wait.
-    """
-    if year in _open_years:
-        return
-    async with _opening.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
-        if year in _open_years:
-            return
-        if not await conn.fetchval(_YEAR_OPEN, year):
-            ddl = await asyncpg.connect(libpq_url(url.render_as_string(hide_password=False)))
-            try:
-                await ddl.execute("SET lock_timeout = '10s'")
-                await ddl.execute("SELECT hours_ledger.open_year($1)", year)
-            except (asyncpg.ObjectInUseError, asyncpg.LockNotAvailableError) as exc:
-                raise Unavailable(f"the ledger cannot open plan year {year}: {exc}", rule="year-not-open",
-                                  retry_after="30") from None
-            finally:
-                await ddl.close()
-        _open_years.add(year)
-
-
-async def lock_person(db: AsyncSession, keys: PiiKeys, id_type: str, id_number: str, name: str) -> Any:
-    """Create the person on first sight and take the person's row lock: (id, entry_count, last_hash, name)."""
-    number = normalise_id_number(id_number)
-    conn = await _driver(db)
-    digest = [keys.lookup_hash(number)]
-    person = await conn.fetchrow(FIND_PEOPLE, digest)
-    if person is None:
-        person = await conn.fetchrow(NEW_PEOPLE, digest, [id_type], [keys.encrypt(id_type, number)],
-                                     [mask_id_number(number)], [name])
-    if person is None:
-        person = await conn.fetchrow(FIND_PEOPLE, digest)
-    return person
-
-
-def external_id_reused(external_id: str, record_id: Any = None) -> Conflict:
-    """The refusal of an external id this base already used for a different record."""
-    extra = {} if record_id is None else {"record_id": str(record_id)}
-    return Conflict(f"external_id {external_id!r} was already used by this base for a different record",
-                    rule="external-id-reused", field="external_id", **extra)
-
-
-def check_name(registered: str, established: bool, sent: str) -> None:
-    """One person, one name: a record names the person as the registry does (its first record fixed the name;
-    HR staff correct it: POST /v1/people/name-corrections). `established`: the person has ledger entries."""
-    if established and not names.same_name(registered, sent):
-        raise Conflict("the name differs from the registry's name for this ID number; HR staff correct a "
-                       "registered name (POST /v1/people/name-corrections)", rule="name-mismatch", field="name",
-                       registered_name=names.mask_name(registered), sent_name=names.mask_name(sent))
-
-
-def _check_repeat(stored_hash: bytes, digest: bytes, external_id: str, record_id: Any) -> None:
-    if not hmac.compare_digest(bytes(stored_hash), digest):
-        raise external_id_reused(external_id, record_id)
-
-
-async def _replay(conn: asyncpg.Connection, hit: Any, digest: bytes, external_id: str) -> tuple[int, dict[str, Any]]:
-    """The answer to a repeat of an external id, from the record_keys columns of `hit` (a different body is
-    refused before the record is read)."""
-    _check_repeat(hit["replay_hash"], digest, external_id, hit["replay_id"])
-    return 200, _stored_result(await conn.fetchrow(_REPLAYED, hit["replay_person"], hit["replay_year"],
-                                                   hit["replay_id"]))
-
-
-def _replay_result(row: Any, digest: bytes, external_id: str) -> dict[str, Any]:
-    _check_repeat(row["request_hash"], digest, external_id, row["id"])
-    return _stored_result(row)
-
-
-def _stored_result(row: Any) -> dict[str, Any]:
-    adjustments = row["adjustments"]
-    return _result({**dict(row), "adjustments": orjson.loads(adjustments) if isinstance(adjustments, str)
-                    else adjustments})
-
-
-@dataclass(slots=True)
-class Admitted:
-    """A record that passed every refusal: what the decision needs besides the person's state."""
-
-    body: schemas.RecordIn
-    course: Any
-    plan: rules.PlanRules
-    facts: rules.CourseFacts
-    sittings: list[rules.Sitting]
-    exam: rules.Exam | None
-
-
-def check_id_number(id_type: str, id_number: str) -> None:
-    """Refuse an ID number that is not valid for its type (`id-number`, naming the part) or that is a resident ID
-    number sent under another type (`id-type-mismatch`)."""
-    problem = id_number_error(id_type, id_number)
-    if problem:
-        raise InvalidInput(problem.detail, rule=problem.rule, part=problem.part,
-                           field="id_type" if problem.rule == "id-type-mismatch" else "id_number")
-
-
-@functools.lru_cache(maxsize=256)
-def plan_rules(window_start: dt.date, deadline: dt.date, max_hours_per_day: int, minutes_per_hour: int,
-               min_exam_questions: int, required_hours: int, identity_failed_share_max: Any) -> rules.PlanRules:
-    """A plan's numbers as the rules take them (built once per plan and process)."""
-    return rules.PlanRules(
-        window_start=rules.day_bounds(window_start)[0], window_end=rules.day_bounds(deadline)[1],
-        max_hours_per_day=max_hours_per_day, minutes_per_hour=minutes_per_hour, min_exam_questions=min_exam_questions,
-        required_hours=required_hours, identity_failed_share_max=Fraction(identity_failed_share_max))
-
-
-def admit(course: Any, body: schemas.RecordIn, base_id: uuid.UUID, now: dt.datetime, *,
-          seminar: bool = False) -> Admitted:
-    """The checks that refuse a record as a whole (422), given its course row (None: unknown course).
-    `seminar`: the record comes from a seminar's attendance upload, the only door to a seminar's course."""
-    check_id_number(body.id_type, body.id_number)
-    if course is None or course["base_id"] != base_id:
-        raise InvalidInput("no course of this base has that id", rule="course-unknown", field="course_id")
-    if not course["accepting_records"]:
-        raise InvalidInput(f"the course is {course['status']}; only approved courses receive records",
-                           rule="course-not-approved", field="course_id")
-    if (course["seminar_id"] is not None) != seminar:
-        if seminar:  # not reachable through the API: a seminar's course is created with the seminar
-            raise InvalidInput("the course is not a seminar's attendance course", rule="seminar-course",
-                               field="course_id")
-        raise InvalidInput("a seminar's course takes records only through its attendance upload "
-                           "(POST /v1/seminars/{id}/attendance)", rule="seminar-course", field="course_id")
-    if not seminar and not within(body.unit.region, course["base_scope_region"]):
-        raise InvalidInput(f"the unit's region lies outside the base's training scope ({course['base_scope_region']})",
-                           rule="unit-outside-scope", field="unit.region")
-    plan = plan_rules(course["window_start"], course["deadline"], course["max_hours_per_day"],
-                      course["minutes_per_hour"], course["min_exam_questions"], course["required_hours"],
-                      course["identity_failed_share_max"])
-    public = course["category"] == "public"
-    facts = rules.CourseFacts(
-        mode=course["mode"], hours=course["hours"], year=course["year"], topic=course["topic"] if public else None,
-        allotment=course["topic_hours"] if public else None, key=course_key(body.course_id),
-        live_from=None if course["live_from"] is None else rules.day_bounds(course["live_from"])[0],
-        seminar=seminar)
-    sittings = [rules.Sitting(
-        _epoch(s.started_at), _epoch(s.ended_at), s.media_seconds,
-        None if s.identity_checks is None else s.identity_checks.passed,
-        None if s.identity_checks is None else s.identity_checks.failed, s.mode) for s in body.sittings]
-    exam = None if body.exam is None else rules.Exam(body.exam.questions, body.exam.correct, body.exam.passed)
-    refused = rules.refusals(facts, plan, sittings, exam, _epoch(now))
-    InvalidInput.check([FieldError(f, r, d) for f, r, d in refused])
-    return Admitted(body, course, plan, facts, sittings, exam)
-
-
-def course_key(course_id: Any) -> str:
-    """A course as the person's state knows it (asyncpg's and Python's UUIDs alike)."""
-    return str(course_id)
-
-
-@dataclass(slots=True)
-class Staged:
-    """A decided record, ready to write: the rows it adds and the result it answers with."""
-
-    record_id: uuid.UUID
-    person_id: int
-    admitted: Admitted
-    digest: bytes
-    decision: rules.Decision
-    status: str
-    adjustments: list[dict[str, Any]]
-    seq: int
-    prev: bytes
-    entry: bytes
-    facts: dict[str, Any]
-
-    def result(self) -> dict[str, Any]:
-        return {"record_id": self.record_id, "external_id": self.admitted.body.external_id,
-                "credited_hours": self.decision.credited_hours,
-                "counted_minutes": self.decision.counted_seconds // 60, "status": self.status,
-                "adjustments": self.adjustments}
-
-
-def stage(admitted: Admitted, person_id: int, head: tuple[int, bytes], state: rules.PersonState, digest: bytes,
-          actor_id: uuid.UUID, now: dt.datetime, name: str) -> Staged:
-    """Decide a record against the person's state and chain head (entry_count, last_hash), and take the decision
-    into `state` (what the ledger holds for the person once the record is written). `name`: the person's registered
-    name once the record is written."""
-    decision = rules.decide(admitted.facts, admitted.plan, admitted.sittings, admitted.exam, state)
-    state.add(admitted.facts, admitted.sittings, decision)
-    record_id = uuid.uuid4()
-    adjustments = [{"rule": a.rule, "minutes": a.minutes, "hours": a.hours,
-                    "day": a.day.isoformat() if a.day else None, "detail": a.detail} for a in decision.adjustments]
-    seq, prev = head[0] + 1, head[1]
-    course, body = admitted.course, admitted.body
-    vouched = facts.record_facts(
-        year=course["year"], course_id=body.course_id, base_id=course["base_id"], external_id=body.external_id,
-        category=course["category"], topic=course["topic"], field=course["field"], unit_region=body.unit.region,
-        credited_hours=decision.credited_hours, counted_seconds=decision.counted_seconds,
-        sittings=((s.start, s.end) for s in admitted.sittings),
-        allocations=((a.day, a.start, a.end) for a in decision.allocations), name=name)
-    entry = entry_hash(prev, person_id=person_id, seq=seq, record_id=record_id, kind="credit",
-                       hours=decision.credited_hours, seconds=decision.counted_seconds, actor_id=actor_id,
-                       reason=None, recorded_at=now, facts=vouched)
-    return Staged(record_id, person_id, admitted, digest, decision, decision.status(admitted.course["hours"]),
-                  adjustments, seq, prev, entry, vouched)
-
-
-def forget_year(year: int) -> None:
-    """A write found the year's partitions gone: the next push of that year checks and reopens them."""
-    _open_years.discard(year)
-
-
-async def push_record(db: AsyncSession, principal: Principal, body: schemas.RecordIn, keys: PiiKeys,
-                      now: dt.datetime, *, seminar: bool = False) -> tuple[int, dict[str, Any]]:
-    """Apply the rules to one record and append it. Returns (201 or 200 for a replay, result). `seminar`: the
-    record comes from a seminar's attendance upload (`admit`)."""
-    base_id = principal.require_base()
-    conn = await _driver(db)
-    course = await conn.fetchrow(_STANDING_AND_COURSE, base_id, body.course_id, body.external_id)
-    check_standing(course["base_status"], course["suspended"])
-    admitted = admit(course if course["base_id"] is not None else None, body, base_id, now, seminar=seminar)
-    digest = request_hash(keys, body)
-    if course["replay_id"] is not None:
-        return await _replay(conn, course, digest, body.external_id)
-
-    await open_year(conn, db.bind.url, course["year"])
-    person = await lock_person(db, keys, body.id_type, body.id_number, body.name)
-    sittings = admitted.sittings
-    lo, hi = min(s.start for s in sittings), max(s.end for s in sittings)
-    state_row = await conn.fetchrow(_STATE, person["id"], _instant(lo), _instant(hi), rules.day_of(lo),
-                                    rules.day_of(hi - 1), course["year"], base_id, body.external_id)
-    if state_row["replay_id"] is not None:  # a retry of the same record landed while we waited for the lock
-        return await _replay(conn, state_row, digest, body.external_id)
-    check_name(person["name"], person["entry_count"] > 0, body.name)
-    state = rules.PersonState(busy=list(zip(state_row["busy_starts"], state_row["busy_ends"], strict=True)),
-                              day_used=dict(zip(state_row["days"], state_row["day_seconds"], strict=True)))
-    used_state(state, course["year"], state_row)
-    staged = stage(admitted, person["id"], (person["entry_count"], bytes(person["last_hash"])), state, digest,
-                   principal.id, now, person["name"] if person["entry_count"] > 0 else body.name)
-    decision = staged.decision
-    per_day: dict[dt.date, int] = defaultdict(int)
-    for a in decision.allocations:
-        per_day[a.day] += a.seconds
-    try:
-        await conn.execute(
-            _WRITE, staged.record_id, base_id, body.external_id, digest, person["id"], body.course_id, course["year"],
-            course["category"], course["topic"], course["field"], course["hours"], course["mode"], body.unit.name,
-            body.unit.uscc, body.unit.region,
-            None if body.exam is None else orjson.dumps(body.exam.model_dump()).decode(),
-            decision.counted_seconds, decision.credited_hours, staged.status, orjson.dumps(staged.adjustments).decode(),
-            now, [_instant(s.start) for s in sittings], [_instant(s.end) for s in sittings],
-            [s.media_seconds for s in sittings], [s.id_passed for s in sittings], [s.id_failed for s in sittings],
-            [a.day for a in decision.allocations], [_instant(a.start) for a in decision.allocations],
-            [_instant(a.end) for a in decision.allocations],
-            list(per_day), list(per_day.values()), staged.seq, principal.id, staged.prev, staged.entry, body.name,
-            [s.mode for s in sittings], orjson.dumps(staged.facts).decode())
-    except asyncpg.CheckViolationError as exc:
-        if "no partition" not in str(exc):
-            raise
-        forget_year(course["year"])
-        raise Unavailable(f"the ledger's partitions for {course['year']} were removed while it ran; retry to "
-                          "reopen the year", rule="year-not-open") from None
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "record_keys_pkey":
-            raise
-        # Same base and external_id pushed at the same moment for another person (same body means the same
-        # person, whose pushes serialise on the lock): a different record under a used id.
-        raise external_id_reused(body.external_id) from None
-    return 201, staged.result()
-
+# ---- records ------------------------------------------------------------------------------------
 
 async def get_record(db: AsyncSession, principal: Principal, record_id: uuid.UUID) -> dict[str, Any]:
     row = (await db.execute(sa.select(Record).where(Record.id == record_id))).scalar_one_or_none()
     if row is None or (principal.kind == "base" and row.base_id != principal.base_id):
         raise NotFound("no such record", rule="record-not-found")
-    return {**_result({"id": row.id, "external_id": row.external_id, "credited_hours": row.credited_hours,
-                       "counted_seconds": row.counted_seconds, "status": row.status, "adjustments": row.adjustments}),
+    return {"record_id": row.id, "external_id": row.external_id, "credited_hours": row.credited_hours,
+            "counted_minutes": row.counted_seconds // 60, "status": row.status, "adjustments": row.adjustments,
             "reversed": row.reversed_at is not None, "reversed_at": row.reversed_at,
             "reversal_reason": row.reversal_reason}
 
@@ -711,7 +224,7 @@ async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id
     """HR staff correct the name registered for an ID number (`province_admin`; a `city_admin` for people with
     records from units of its region). The old name stays in the person's history."""
     principal.require_staff("province_admin", "city_admin")
-    conn = await _driver(db)
+    conn = await driver(db)
     person = await conn.fetchrow(FIND_PEOPLE, [keys.lookup_hash(id_number)])
     if person is None:
         raise person_unknown(principal)
@@ -826,7 +339,7 @@ async def check_integrity(db: AsyncSession, principal: Principal, limit: int = 1
 
     heads = {p.id: p for p in (await db.execute(
         sa.select(Person.id, Person.entry_count, Person.last_hash, Person.name))).all()}
-    conn = await _driver(db)
+    conn = await driver(db)
     records = _Records(conn.cursor(_RECORDS_FOR_INTEGRITY, prefetch=2000))
     with_entries: set[int] = set()
 
