@@ -19,6 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check services tests bench tools
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -34,6 +35,7 @@ openapi: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests bench tools
+	$(BIN)/mypy
 
 clean-data:
 	rm -rf .data

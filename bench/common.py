@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from xueshi.cli import upgrade_database  # noqa: E402
 from xueshi_shared.database import asyncpg_url, embedded_server  # noqa: E402
-from xueshi_shared.migrations import upgrade_all  # noqa: E402
 
 from tests.support.db import scratch_database as scratch  # noqa: E402
 
@@ -32,7 +32,7 @@ async def scratch_database() -> AsyncIterator[str]:
         server = embedded_server(ROOT / ".data" / "bench")
         admin_url = asyncpg_url(server.get_uri("postgres"))
     try:
-        async with scratch(admin_url, upgrade_all) as url:
+        async with scratch(admin_url, upgrade_database) as url:
             yield url
     finally:
         del server

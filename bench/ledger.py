@@ -115,7 +115,7 @@ class Deployment:
                    # 307 records/s with 16 + 8 against 40).
                    XUESHI_DB_POOL_SIZE=os.environ.get("BENCH_POOL", "40"), XUESHI_DB_MAX_OVERFLOW="8",
                    XUESHI_WORKERS=os.environ.get("BENCH_WORKERS", "1"))
-        self.proc = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", "hours-ledger"], env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from xueshi.services import HISTORIES
 from xueshi_shared.database import create_engine
 from xueshi_shared.migrations import upgrade_all
 from xueshi_shared.settings import Settings
@@ -42,7 +43,7 @@ async def database_url() -> AsyncIterator[str]:
     EMBEDDED[:] = [_server] if _server is not None else []
     url = await create_scratch_database(admin_url)
     try:
-        await asyncio.to_thread(upgrade_all, url)
+        await asyncio.to_thread(upgrade_all, url, HISTORIES)
         yield url
     finally:
         if not os.environ.get("XUESHI_KEEP_TEST_DB"):

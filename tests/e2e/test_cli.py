@@ -8,11 +8,11 @@ import sys
 import uuid
 
 import pytest
-from xueshi_shared.services import SERVICES
+from xueshi.services import SERVICES
 
 from tests.support.http import running
 
-XUESHI = [sys.executable, "-m", "xueshi_shared.cli"]
+XUESHI = [sys.executable, "-m", "xueshi.cli"]
 
 
 def _env(database_url: str) -> dict[str, str]:
@@ -112,7 +112,7 @@ def test_stamps_are_created_once_rotated_and_listed(database_url, tmp_path, engi
 
 
 def test_db_citus_prints_the_placement_of_every_table(database_url, tmp_path, engine):
-    from xueshi_shared.distribution import PLACEMENTS
+    from xueshi.distribution import PLACEMENTS
 
     out = xueshi("db", "citus", database_url=database_url, cwd=tmp_path).stdout
     lines = out.splitlines()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-XUESHI = [sys.executable, "-m", "xueshi_shared.cli"]
+XUESHI = [sys.executable, "-m", "xueshi.cli"]
 NAMES = ("catalog", "hours-ledger", "verification")
 
 

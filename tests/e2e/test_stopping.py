@@ -86,9 +86,9 @@ def test_a_killed_service_does_not_keep_the_database_alive_for_ever(tmp_path, ho
     ports = free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_") and k != "DATABASE_URL"}
     env.update(XUESHI_DATA_DIR=str(data), XUESHI_CATALOG_PORT=str(ports[0]))
-    subprocess.run([sys.executable, "-m", "xueshi_shared.cli", "db", "upgrade"], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "xueshi.cli", "db", "upgrade"], env=env, check=True,
                    capture_output=True, timeout=300)
-    serve = subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "catalog"], env=env,
+    serve = subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", "catalog"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_ready(ports[0], serve)

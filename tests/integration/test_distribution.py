@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from xueshi_shared.distribution import PLACEMENTS, citus_sql, placement_problems
+from xueshi.distribution import PLACEMENTS, citus_sql, placement_problems
 
 
 async def test_the_migrated_schema_is_ready_for_citus(engine):

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from alembic import command
 from hours_ledger.service import check_integrity, entry_hash
 from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi.services import HISTORIES, history
 from xueshi_shared.database import create_engine
 from xueshi_shared.iam.principal import Principal
-from xueshi_shared.migrations import HISTORIES, alembic_config, history
+from xueshi_shared.migrations import alembic_config
 
 from tests.support.db import scratch_database, server_admin_url
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import APIRouter
 from xueshi_shared.app import build_service_app
+from xueshi_shared.migrations import IAM_HISTORY
 from xueshi_shared.problems import Conflict
 
 from tests.support.http import assert_problem, running
@@ -124,7 +125,7 @@ def _probe_app(settings):
         raise RuntimeError("secret internal detail")
 
     return build_service_app(
-        name="probe", title="probe", description="probe", settings=settings, schemas=("iam",), routers=[router]
+        name="probe", title="probe", description="probe", settings=settings, histories=(IAM_HISTORY,), routers=[router]
     )
 
 

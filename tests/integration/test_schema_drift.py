@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from xueshi_shared.migrations import HISTORIES, comparison_options
-from xueshi_shared.openapi import render_all
+from xueshi.openapi import render_all
+from xueshi.services import HISTORIES
+from xueshi_shared.migrations import comparison_options
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,12 +7,13 @@ import string
 import uuid
 
 import pytest
+from hours_ledger.pushing import KnownTokens
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from xueshi_shared.app import tune_garbage_collector
 from xueshi_shared.iam.principal import Principal
-from xueshi_shared.iam.tokens import TOKEN_PREFIX, KnownTokens, digest, new_token
+from xueshi_shared.iam.tokens import TOKEN_PREFIX, digest, new_token
 from xueshi_shared.pii import mask_id_number
 from xueshi_shared.problems import Conflict, FieldError, InvalidInput, Unauthenticated
 from xueshi_shared.regions import PROVINCE, REGIONS, governing_region

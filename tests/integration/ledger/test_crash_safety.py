@@ -24,7 +24,7 @@ from tests.support.servers import free_port
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", "hours-ledger"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", "hours-ledger"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -19,7 +19,7 @@ async def test_loadgen_pushes_records_to_a_running_ledger(settings, catalog, fuz
     courses = [str(await approved_course(catalog, base, fuzhou, topic=t, hours=7)) for t in ("1", "5")]
     async with serving(create_ledger(settings)) as url:
         proc = await asyncio.to_thread(subprocess.run, [
-            sys.executable, "-m", "xueshi_shared.cli", "loadgen", "--url", url,
+            sys.executable, "-m", "xueshi.cli", "loadgen", "--url", url,
             "--base", f"{base.key}={','.join(courses)}", "--records", "60", "--concurrency", "8", "--people", "20"],
             capture_output=True, text=True, timeout=300, cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from xueshi_shared.problems import InvalidInput, Problem, field_errors
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, PushingBase, refuse_token
+from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, refuse_token
 
 from . import intake, schemas, seminars, service
+from .pushing import PushingBase
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
 # The single push, the hottest route: handled by LeanRoute (web.py) and matched first (app.py's hot_routers).
@@ -22,7 +23,8 @@ hot_router = APIRouter(tags=["ledger"], route_class=LeanRoute)
 # Records per transaction of the batch endpoint: short enough that concurrent batches over the same people
 # rarely wait long on each other's person locks, long enough that each statement carries many records.
 BATCH_PART = 50
-_problems = {409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
+_problems: dict[int | str, dict[str, Any]] = {
+    409: {"model": ProblemDocument, "description": "external_id reused with a different body"}}
 
 
 @hot_router.post("/v1/records", status_code=201, response_model=schemas.RecordResult, responses={
@@ -50,7 +52,7 @@ async def push_record(body: schemas.RecordIn, request: Request, principal: Pushi
 async def push_batch(body: schemas.BatchIn, request: Request, principal: CurrentPrincipal,
                      session: DbSession) -> Response:
     await intake.require_base_in_standing(await service.driver(session), principal)
-    results: list[dict | None] = [None] * len(body.records)
+    results: list[dict[str, Any] | None] = [None] * len(body.records)
     valid: list[tuple[int, schemas.RecordIn]] = []
     for index, raw in enumerate(body.records):
         try:
@@ -80,7 +82,7 @@ def _uuid_text(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _invalid(index: int, exc: ValidationError) -> dict:
+def _invalid(index: int, exc: ValidationError) -> dict[str, Any]:
     errors = field_errors(exc.errors())
     problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
                            errors=errors, rule="validation")
@@ -89,14 +91,14 @@ def _invalid(index: int, exc: ValidationError) -> dict:
 
 @router.get("/v1/records/{record_id}", response_model=schemas.RecordView,
             summary="A record's result and whether it was reversed, when and why (a base: its own records; staff: any)")
-async def get_record(record_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict:
+async def get_record(record_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
     return await service.get_record(session, principal, record_id)
 
 
 @router.post("/v1/records/{record_id}/reversal", response_model=schemas.ReversalOut, responses=_problems,
              summary="Reverse a record (staff governing it): a reversing ledger entry with reason and actor")
 async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, request: Request,
-                         principal: CurrentPrincipal, session: DbSession) -> dict:
+                         principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
     result = await service.reverse_record(session, principal, record_id, body.reason, now())
     request.state.audit_target = {"record": str(record_id), "person": result.pop("person_masked"),
                                   "reason": body.reason, "reversed_hours": result["reversed_hours"]}
@@ -106,7 +108,7 @@ async def reverse_record(record_id: uuid.UUID, body: schemas.ReversalIn, request
 @router.post("/v1/people/transcript", response_model=schemas.Transcript,
              summary="A person's transcript for a year (staff within scope); the ID number in the body")
 async def transcript(body: schemas.TranscriptIn, request: Request, principal: CurrentPrincipal,
-                     session: DbSession) -> dict:
+                     session: DbSession) -> dict[str, Any]:
     return await service.transcript(session, principal, request.app.state.pii_keys, body.id_number, body.year)
 
 
@@ -116,7 +118,7 @@ async def transcript(body: schemas.TranscriptIn, request: Request, principal: Cu
 async def transcript_by_path(
     id_number: Annotated[str, Path(min_length=5, max_length=32)], request: Request, response: Response,
     principal: CurrentPrincipal, session: DbSession, year: Annotated[int, Query(ge=2000, le=2100)],
-) -> dict:
+) -> dict[str, Any]:
     deprecation = {"Deprecation": "true", "Link": '</v1/people/transcript>; rel="successor-version"'}
     response.headers.update(deprecation)
     try:
@@ -129,7 +131,7 @@ async def transcript_by_path(
 @router.post("/v1/people/name-corrections", response_model=schemas.NameCorrectionOut, status_code=201,
              summary="Correct the name registered for an ID number (HR staff in scope; the old name is kept)")
 async def correct_name(body: schemas.NameCorrectionIn, request: Request, principal: CurrentPrincipal,
-                       session: DbSession) -> dict:
+                       session: DbSession) -> dict[str, Any]:
     result = await service.correct_name(session, principal, request.app.state.pii_keys, body.id_number, body.name,
                                         body.reason, now())
     request.state.audit_target = {"person": result.pop("person")}
@@ -138,14 +140,14 @@ async def correct_name(body: schemas.NameCorrectionIn, request: Request, princip
 
 @router.get("/v1/ledger/integrity", response_model=schemas.IntegrityOut,
             summary="Re-check every person's hash chain (auditor, province_admin)")
-async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict:
+async def integrity(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
     return await service.check_integrity(session, principal)
 
 
 @router.post("/v1/seminars/{seminar_id}/attendance", response_model=schemas.BatchOut, tags=["seminars"],
              summary="The organising base uploads trainees and their daily sign-in/sign-out; each becomes a record")
 async def seminar_attendance(seminar_id: uuid.UUID, body: schemas.AttendanceIn, request: Request,
-                             principal: CurrentPrincipal) -> dict:
+                             principal: CurrentPrincipal) -> dict[str, Any]:
     results = await seminars.upload_attendance(request.app.state.engine, principal, request.app.state.pii_keys,
                                                seminar_id, body.trainees, now())
     return {"results": results}

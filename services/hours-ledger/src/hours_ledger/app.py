@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
-from xueshi_shared.iam.tokens import KnownTokens
+from xueshi_shared.migrations import IAM_HISTORY
 from xueshi_shared.pii import load_keys
 from xueshi_shared.settings import Settings
 
-from . import intake
+from . import HISTORY, intake
 from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
+from .pushing import KnownTokens
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Xueshi hours ledger",
         description="Study records pushed by training bases, the province's rules across all bases, transcripts.",
         settings=settings,
-        schemas=("iam", "hours_ledger"),
+        histories=(IAM_HISTORY, HISTORY),
         routers=[ledger_router],
         hot_routers=[hot_router],
     )

@@ -147,7 +147,7 @@ def check_standing(status: str | None, suspended: bool | None) -> None:
 async def require_base_in_standing(conn: asyncpg.Connection, principal: Principal) -> uuid.UUID:
     base_id = principal.require_base()
     base = await conn.fetchrow(STANDING, base_id)
-    check_standing(base and base["status"], base and base["suspended"])
+    check_standing(None if base is None else base["status"], None if base is None else base["suspended"])
     return base_id
 
 
@@ -263,7 +263,7 @@ def request_hash(keys: PiiKeys, body: schemas.RecordIn) -> bytes:
 
 def external_id_reused(external_id: str, record_id: Any = None) -> Conflict:
     """The refusal of an external id this base already used for a different record."""
-    extra = {} if record_id is None else {"record_id": str(record_id)}
+    extra: dict[str, Any] = {} if record_id is None else {"record_id": str(record_id)}
     return Conflict(f"external_id {external_id!r} was already used by this base for a different record",
                     rule="external-id-reused", field="external_id", **extra)
 

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import orjson
@@ -43,7 +44,7 @@ class BaseKey:
 
 
 def make_records(bases: list[BaseKey], n: int, people: int, rng: random.Random, tag: str,
-                 first_day: dt.date = dt.date(2026, 6, 1), days: int = 20) -> list[tuple[str, dict]]:
+                 first_day: dt.date = dt.date(2026, 6, 1), days: int = 20) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for i in range(n):
         base = rng.choice(bases)
@@ -68,7 +69,7 @@ def make_records(bases: list[BaseKey], n: int, people: int, rng: random.Random, 
 class LoadResult:
     seconds: float
     latencies: list[float] = field(default_factory=list)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[int | str] = field(default_factory=Counter)
 
     @property
     def rate(self) -> float:
@@ -83,9 +84,9 @@ class LoadResult:
         return statistics.median(self.latencies) if self.latencies else 0.0
 
 
-async def push_records(base_url: str, records: list[tuple[str, dict]], concurrency: int = 32,
+async def push_records(base_url: str, records: list[tuple[str, dict[str, Any]]], concurrency: int = 32,
                        on_done: Callable[[int], None] | None = None) -> LoadResult:
-    queue: asyncio.Queue = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     for r in records:
         queue.put_nowait(r)
     result = LoadResult(0.0)

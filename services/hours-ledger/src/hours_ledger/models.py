@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -85,11 +86,11 @@ class Record(Base):
     unit_name: Mapped[str] = mapped_column(sa.Text)
     unit_uscc: Mapped[str] = mapped_column(sa.String(18))
     unit_region: Mapped[str] = mapped_column(sa.String(6))
-    exam: Mapped[dict | None] = mapped_column(JSONB)
+    exam: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     counted_seconds: Mapped[int] = mapped_column(sa.Integer)
     credited_hours: Mapped[int] = mapped_column(sa.SmallInteger)
     status: Mapped[str] = mapped_column(sa.String(16))
-    adjustments: Mapped[list] = mapped_column(JSONB)
+    adjustments: Mapped[list[Any]] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
     reversed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     reversed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
@@ -172,7 +173,7 @@ class Entry(Base):
     prev_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     # Credits and renames since hours_ledger_0007 (null before; their hashes cover what they always did).
-    facts: Mapped[dict | None] = mapped_column(JSONB)
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     __table_args__ = (
         sa.CheckConstraint("kind IN ('credit', 'reversal', 'rename')", name="kind"),
         sa.CheckConstraint("(kind = 'rename') = (record_id IS NULL)", name="record_entries"),

@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, normalise_id_number
-from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unavailable, field_errors
+from xueshi_shared.problems import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unavailable,
+    field_errors,
+)
 
 from . import intake, schemas
 from .domain.seminars import online_share_problem
@@ -118,6 +127,7 @@ async def upload_attendance(engine: AsyncEngine, principal: Principal, keys: Pii
                 [trainees[i].assessment_passed for i, _ in enrolled],
                 [_record_id(outcomes[i]) for i, _ in enrolled])
             roster = await conn.fetchrow(_ROSTER, seminar["id"])
+            assert roster is not None  # an aggregate: always one row
             problem = online_share_problem(seminar["mode"], seminar["online_percent_max"], roster["trainees"],
                                            roster["online"])
             if problem:
@@ -154,7 +164,7 @@ def _record(seminar: Any, keys: PiiKeys, trainee: schemas.SeminarTraineeIn) -> s
 
 def _as_trainee(index: int, problem: Problem) -> Problem:
     """A record's problem, its fields named as the trainee's."""
-    problem.errors = [{**e, "field": _trainee_field(index, e["field"])} for e in problem.errors]
+    problem.errors = [FieldError(_trainee_field(index, e["field"]), e["rule"], e["detail"]) for e in problem.errors]
     problem.field = None if problem.field is None else _trainee_field(index, problem.field)
     return problem
 

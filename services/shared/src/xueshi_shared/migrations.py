@@ -1,7 +1,8 @@
 """Several alembic histories in one database, one per schema, each with its version table in its schema.
 
-`upgrade_all` applies them in dependency order; `current_heads` tells readiness whether a schema is at
-head. Every service's `migrations/env.py` is the two lines that call `run_env`.
+Each service declares its own `History`; the composition (the `xueshi` package) lists them all in dependency
+order, and `upgrade_all` applies them in that order; `current_heads` tells readiness whether a schema is at head.
+Every service's `migrations/env.py` is the two lines that call `run_env`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import asyncio
 import importlib
 import importlib.resources
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context
@@ -22,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from .database import asyncpg_url
 
-__all__ = ["HISTORIES", "History", "alembic_config", "comparison_options", "expected_heads", "load_reference_data",
-           "run_env", "upgrade_all"]
+__all__ = ["IAM_HISTORY", "History", "alembic_config", "comparison_options", "expected_heads",
+           "load_reference_data", "run_env", "upgrade_all"]
 
 # A fixed key for pg_advisory_lock so that two `xueshi db upgrade` never interleave.
 _MIGRATION_LOCK = 7_320_626
@@ -40,16 +42,8 @@ class History:
         return Path(str(importlib.resources.files(self.package) / "migrations"))
 
 
-HISTORIES: tuple[History, ...] = (
-    History("iam", "xueshi_shared.iam"),
-    History("catalog", "catalog", reference_loader="catalog.reference:load"),
-    History("hours_ledger", "hours_ledger"),
-    History("verification", "verification"),
-)
-
-
-def history(schema: str) -> History:
-    return next(h for h in HISTORIES if h.schema == schema)
+# The staff accounts' schema, which every service needs.
+IAM_HISTORY = History("iam", "xueshi_shared.iam")
 
 
 def alembic_config(item: History, url: str) -> Config:
@@ -59,25 +53,24 @@ def alembic_config(item: History, url: str) -> Config:
     return cfg
 
 
-def expected_heads(schema: str) -> set[str]:
-    item = history(schema)
+def expected_heads(item: History) -> set[str]:
     return set(ScriptDirectory(str(item.script_location())).get_heads())
 
 
-def upgrade_all(url: str) -> None:
-    """Apply every history to head (synchronous; call it in a thread from async code)."""
-    for item in HISTORIES:
+def upgrade_all(url: str, histories: Sequence[History]) -> None:
+    """Apply `histories` to head, in order (synchronous; call it in a thread from async code)."""
+    for item in histories:
         command.upgrade(alembic_config(item, url), "head")
-    asyncio.run(load_reference_data(url))
+    asyncio.run(load_reference_data(url, histories))
 
 
-async def load_reference_data(url: str) -> None:
+async def load_reference_data(url: str, histories: Sequence[History]) -> None:
     """Run every history's reference-data loader in one transaction (idempotent upserts)."""
     engine = create_async_engine(asyncpg_url(url))
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-            for item in HISTORIES:
+            for item in histories:
                 if item.reference_loader:
                     module, _, function = item.reference_loader.partition(":")
                     await getattr(importlib.import_module(module), function)(conn)
@@ -102,7 +95,7 @@ def comparison_options(schema: str) -> dict[str, Callable[..., bool]]:
     """Alembic's filters: the one schema, without year partitions nor the constraints PostgreSQL clones
     onto them (a foreign key to a partitioned table is also recorded once per partition)."""
 
-    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
         if type_ == "schema":
             return name == schema
         if type_ == "table":
@@ -123,12 +116,14 @@ def run_env(schema: str, metadata: sa.MetaData) -> None:
 
     def do_run(sync_conn: sa.Connection) -> None:
         sync_conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        filters = comparison_options(schema)
         context.configure(
             connection=sync_conn,
             target_metadata=metadata,
             version_table_schema=schema,
             include_schemas=True,
-            **comparison_options(schema),
+            include_name=filters["include_name"],
+            include_object=filters["include_object"],
             transaction_per_migration=False,
         )
         with context.begin_transaction():

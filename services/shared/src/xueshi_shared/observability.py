@@ -140,7 +140,8 @@ class ObservabilityMiddleware:
     def _refusal(self) -> Response:  # built only when needed: most requests never are too large
         return problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
 
-    async def _send_local(self, response, scope, receive, send, request_id, status_holder) -> None:
+    async def _send_local(self, response: Response, scope: Scope, receive: Receive, send: Send, request_id: str,
+                          status_holder: dict[str, int]) -> None:
         response.headers["x-request-id"] = request_id
         status_holder["status"] = response.status_code
         status_holder["sent"] = True

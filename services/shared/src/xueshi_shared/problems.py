@@ -55,7 +55,7 @@ def problem_type(rule: str) -> str:
     return f"/problems/{rule}"
 
 
-class FieldError(dict):
+class FieldError(dict[str, str]):
     """One offending field: `field` (dotted path), `rule` (slug) and `detail`."""
 
     def __init__(self, field: str, rule: str, detail: str) -> None:
@@ -320,12 +320,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, on_recursion)  # type: ignore[arg-type]
-    app.add_exception_handler(DBAPIError, on_database)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(OverflowError, on_overflow)  # type: ignore[arg-type]
-    app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, on_database)  # type: ignore[arg-type]
+    app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, on_database)
     for lost in _CONNECTION_LOST:
         app.add_exception_handler(lost, on_connection_lost)
-    app.add_exception_handler(asyncpg.exceptions.InterfaceError, on_interface)  # type: ignore[arg-type]
+    app.add_exception_handler(asyncpg.exceptions.InterfaceError, on_interface)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -18,17 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import pooled
 from .iam.principal import Principal
 from .iam.service import authenticate_digest, record_audit
-from .iam.tokens import KnownTokens, digest
+from .iam.tokens import digest
 from .pii import mask_id_number, redact
 from .problems import InvalidInput, Problem, TooManyRequests, Unauthenticated
 from .ratelimit import RateLimiter
 
-__all__ = ["CurrentPrincipal", "DbSession", "LeanRoute", "OrjsonRoute", "PublicClient", "PushingBase", "client_key",
-           "current_principal", "db_session", "limit_client", "loads_body", "public_client", "pushing_base",
-           "refuse_token"]
+__all__ = ["CurrentPrincipal", "DbSession", "LeanRoute", "OrjsonRoute", "PublicClient", "audit_in_own_transaction",
+           "authenticate", "client_key", "current_principal", "db_session", "limit_client", "loads_body",
+           "public_client", "refuse_token"]
 
 
 def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -117,7 +116,10 @@ class LeanRoute(OrjsonRoute):
                     or sub.body_params or not sub.request_param_name or not inspect.iscoroutinefunction(sub.call)):
                 raise TypeError(f"{path}: the dependency {sub.call} must be `async def f(request: Request)`")
         body_field, request_name, endpoint = d.body_params[0], d.request_param_name, self.endpoint
-        dependencies = [(sub.name, sub.call, sub.request_param_name) for sub in d.dependencies]
+        dependencies: list[tuple[str, Callable[..., Awaitable[Any]], str]] = [
+            (str(sub.name), sub.call, sub.request_param_name)  # type: ignore[misc]  # checked just above
+            for sub in d.dependencies]
+        request_key: str | None = request_name
 
         async def route_handler(request: Request) -> Response:
             raw = await request.body()
@@ -137,9 +139,10 @@ class LeanRoute(OrjsonRoute):
             if errors:
                 raise RequestValidationError(errors, body=value)
             arguments[body_field.name] = value
-            if request_name:
-                arguments[request_name] = request
-            return await endpoint(**arguments)
+            if request_key:
+                arguments[request_key] = request
+            response: Response = await endpoint(**arguments)
+            return response
 
         return route_handler
 
@@ -153,7 +156,7 @@ def _action(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
-def _target(request: Request) -> dict:
+def _target(request: Request) -> dict[str, Any]:
     """What a request acted on: its path parameters (personal data masked), and what the route named in
     `request.state.audit_target` (e.g. the internal id of a person found by an ID number sent in the body)."""
     target = {k: (mask_id_number(v) if k in _PII_PARAMS else redact(str(v))) for k, v in request.path_params.items()}
@@ -185,7 +188,8 @@ async def public_client(request: Request) -> None:
 PublicClient = Depends(public_client)
 
 
-async def _audit(request: Request, session: AsyncSession, principal: Principal | None, outcome: str, status: int | None):
+async def _audit(request: Request, session: AsyncSession, principal: Principal | None, outcome: str,
+                 status: int | None) -> None:
     await record_audit(
         session,
         service=request.app.state.service_name,
@@ -199,7 +203,8 @@ async def _audit(request: Request, session: AsyncSession, principal: Principal |
     )
 
 
-async def _audit_in_own_transaction(request: Request, principal: Principal | None, outcome: str, status: int | None):
+async def audit_in_own_transaction(request: Request, principal: Principal | None, outcome: str,
+                                   status: int | None) -> None:
     async with request.app.state.sessions() as session, session.begin():
         await _audit(request, session, principal, outcome, status)
 
@@ -215,7 +220,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
             principal = getattr(request.state, "principal", None)
             if principal is not None and principal.is_staff:
                 status = exc.status if isinstance(exc, Problem) else getattr(exc, "status_code", 500)
-                await _audit_in_own_transaction(request, principal, "refused", status)
+                await audit_in_own_transaction(request, principal, "refused", status)
             raise
         principal = getattr(request.state, "principal", None)
         if principal is not None and principal.is_staff:
@@ -226,7 +231,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
-async def _authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Principal | None]]) -> Principal:
+async def authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Principal | None]]) -> Principal:
     """The principal behind `Authorization: Bearer <token>` (found by `lookup`, from the token's digest), within
     its rate limit; 401 and an audit event otherwise."""
     header = request.headers.get("authorization", "")
@@ -255,45 +260,13 @@ async def refuse_token(request: Request, reason: str) -> NoReturn:
     """401 for a request whose token does not authenticate it, audited; a client failing more often than
     `failed_auth_per_minute` gets 429 instead, and no audit event for each further failure."""
     limit_client(request, request.app.state.auth_failure_limiter, "failed authentications")
-    await _audit_in_own_transaction(request, None, f"authentication-failed: {reason}", 401)
+    await audit_in_own_transaction(request, None, f"authentication-failed: {reason}", 401)
     raise Unauthenticated(reason)
 
 
 async def current_principal(request: Request, session: DbSession) -> Principal:
     """The principal behind the bearer token, found in the request's transaction."""
-    return await _authenticate(request, lambda token_digest: authenticate_digest(session, token_digest))
+    return await authenticate(request, lambda token_digest: authenticate_digest(session, token_digest))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal, scope="function")]
-
-
-async def pushing_base(request: Request) -> Principal:
-    """A training base's key, for a route that writes in transactions of its own (the single push, whose
-    records are written in groups). Anyone else's token is refused with 403 (audited, staff).
-
-    A token found live lately is taken from the app's `known_tokens` without a statement; the route must
-    check it again where it writes (the group commit does, for a whole group at once) and `forget` it when
-    it is no longer live. Otherwise it is looked up in one statement on a pooled connection, which goes
-    back to the pool before the route runs."""
-    known: KnownTokens = request.app.state.known_tokens
-
-    async def lookup(token_digest: bytes) -> Principal | None:
-        principal = known.get(token_digest)
-        if principal is None:
-            async with pooled(request.app.state.engine) as conn:
-                principal = await authenticate_digest(conn, token_digest)
-            if principal is not None:
-                known.put(token_digest, principal)
-        return principal
-
-    principal = await _authenticate(request, lookup)
-    try:
-        principal.require_base()
-    except Problem as exc:
-        if principal.is_staff:
-            await _audit_in_own_transaction(request, principal, "refused", exc.status)
-        raise
-    return principal
-
-
-PushingBase = Annotated[Principal, Depends(pushing_base)]

@@ -7,11 +7,12 @@ import contextlib
 
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
+from xueshi_shared.migrations import IAM_HISTORY
 from xueshi_shared.pii import PiiKeys, derive_key, load_master
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
-from . import checking
+from . import HISTORY, checking
 from .api import router as verification_router
 from .service import Urls, sweep_forever
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Xueshi verification",
         description="Stamps (验印), stamped electronic study proofs, and verification anyone can do.",
         settings=settings,
-        schemas=("iam", "verification"),
+        histories=(IAM_HISTORY, HISTORY),
         routers=[verification_router],
         other_bodies={"/v1/verifications/pdf": ("application/pdf", "application/octet-stream")},
         on_start=_start,

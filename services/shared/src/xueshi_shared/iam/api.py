@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -69,7 +69,7 @@ class AuditEventOut(BaseModel):
     actor_name: str | None
     actor_role: str | None
     action: str
-    target: dict
+    target: dict[str, Any]
     outcome: str
     status: int | None
     client_address: str | None
@@ -94,7 +94,7 @@ async def create_staff(body: StaffIn, request: Request, principal: CurrentPrinci
 
 
 @router.get("/v1/staff", response_model=list[StaffOut], summary="List staff accounts")
-async def list_staff(principal: CurrentPrincipal, session: DbSession) -> list[dict]:
+async def list_staff(principal: CurrentPrincipal, session: DbSession) -> list[dict[str, Any]]:
     principal.require_staff("province_admin", "auditor")
     return await service.list_staff(session)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -72,7 +73,7 @@ class AuditEvent(Base):
     actor_name: Mapped[str | None] = mapped_column(sa.Text)
     actor_role: Mapped[str | None] = mapped_column(sa.Text)
     action: Mapped[str] = mapped_column(sa.Text)
-    target: Mapped[dict] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    target: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
     outcome: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[int | None] = mapped_column(sa.SmallInteger)
     client_address: Mapped[str | None] = mapped_column(sa.Text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -90,7 +91,7 @@ async def revoke_principal_tokens(db: Executor, principal_id: uuid.UUID, reason:
         .where(Token.principal_id == principal_id, Token.revoked_at.is_(None))
         .values(revoked_at=sa.func.now(), revoke_reason=reason)
     )
-    return result.rowcount or 0
+    return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult's
 
 
 async def revoke_staff(db: Executor, staff_id: uuid.UUID, reason: str) -> int:
@@ -110,7 +111,7 @@ async def staff_exists(db: Executor) -> bool:
     return bool(await db.scalar(sa.select(sa.exists().where(PrincipalRow.kind == "staff"))))
 
 
-async def list_staff(db: Executor) -> list[dict]:
+async def list_staff(db: Executor) -> list[dict[str, Any]]:
     rows = await db.execute(
         sa.select(
             PrincipalRow.id, PrincipalRow.name, PrincipalRow.role, PrincipalRow.region,
@@ -135,7 +136,9 @@ async def authenticate_digest(db: Executor | asyncpg.Connection, token_digest: b
         raw = db
     else:
         conn = await db.connection() if isinstance(db, AsyncSession) else db
-        raw = (await conn.get_raw_connection()).driver_connection
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        raw = driver
     row = await raw.fetchrow(_AUTHENTICATE, token_digest)
     return Principal(**dict(row)) if row else None
 
@@ -156,12 +159,12 @@ async def record_audit(
     outcome: str,
     status: int | None,
     principal: Principal | None,
-    target: dict | None = None,
+    target: dict[str, Any] | None = None,
     client_address: str | None = None,
     request_id: str | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> None:
-    values: dict = dict(
+    values: dict[str, Any] = dict(
         service=service,
         action=action,
         outcome=outcome,

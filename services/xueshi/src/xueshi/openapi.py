@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from xueshi_shared.settings import Settings
+
 from .services import SERVICES
-from .settings import Settings
 
 __all__ = ["render_all"]
 

@@ -1,6 +1,6 @@
 """The `xueshi` command: run the system, migrate, manage staff, write the OpenAPI documents.
 
-This module is the composition root: it alone knows all three services.
+It lives in the composition package (`xueshi`), which alone knows all three services.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-
-from .database import create_engine, resolve_database_url
-from .settings import Settings, project_dir
+from xueshi_shared.database import create_engine, resolve_database_url
+from xueshi_shared.settings import Settings, project_dir
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Xueshi: continuing-education hours registry.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and reference data.")
@@ -54,9 +53,11 @@ async def _with_transaction(url: str, fn):
 
 
 def upgrade_database(url: str) -> None:
-    from .migrations import upgrade_all
+    from xueshi_shared.migrations import upgrade_all
 
-    upgrade_all(url)
+    from .services import HISTORIES
+
+    upgrade_all(url, HISTORIES)
 
 
 @db_app.command("upgrade")
@@ -99,10 +100,10 @@ def staff_add(
     authority: Annotated[str | None, typer.Option(help="Authority code, for an authority_reviewer.")] = None,
 ) -> None:
     """Create a staff account; prints its bearer token on stdout and nothing else."""
-    from .iam.api import StaffIn
-    from .iam.models import STAFF_ROLES
-    from .iam.service import create_staff
-    from .problems import Problem
+    from xueshi_shared.iam.api import StaffIn
+    from xueshi_shared.iam.models import STAFF_ROLES
+    from xueshi_shared.iam.service import create_staff
+    from xueshi_shared.problems import Problem
 
     if role not in STAFF_ROLES:
         err.print(f"[red]no role {role!r}: the roles are {', '.join(STAFF_ROLES)}[/red]")
@@ -133,8 +134,8 @@ def staff_revoke(
     reason: Annotated[str, typer.Option(help="Why the account is revoked.")] = "revoked from the command line",
 ) -> None:
     """Disable a staff account and revoke every token it holds."""
-    from .iam.service import revoke_staff
-    from .problems import Problem
+    from xueshi_shared.iam.service import revoke_staff
+    from xueshi_shared.problems import Problem
 
     try:
         sid = uuid.UUID(staff_id)
@@ -155,8 +156,7 @@ def staff_revoke(
 def staff_list() -> None:
     """List staff accounts."""
     from rich.table import Table
-
-    from .iam.service import list_staff
+    from xueshi_shared.iam.service import list_staff
 
     settings = _settings()
     url, _server = _database(settings)
@@ -330,7 +330,7 @@ def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or ver
     if name not in SERVICES:
         err.print(f"[red]unknown service {name!r}; one of {', '.join(SERVICES)}[/red]")
         raise typer.Exit(2)
-    from .observability import configure_logging
+    from xueshi_shared.observability import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -366,7 +366,7 @@ def _write_secret(path: Path, text: str) -> None:
 
 def bootstrap_admin(url: str, token_file: Path) -> bool:
     """On the first start (no staff at all), create an administrator and write its token to a file."""
-    from .iam.service import create_staff, staff_exists
+    from xueshi_shared.iam.service import create_staff, staff_exists
 
     async def ensure(session):
         if await staff_exists(session):
@@ -407,7 +407,7 @@ def run() -> None:
     err.print("starting the database…" if not settings.effective_database_url() else "using DATABASE_URL")
     url, _server = _database(settings)  # _server keeps an embedded PostgreSQL alive until we exit
     upgrade_database(url)
-    from .pii import ensure_key_file
+    from xueshi_shared.pii import ensure_key_file
 
     if not settings.pii_key and ensure_key_file(settings.data_dir / "pii.key"):
         err.print(f"[bold]created the key protecting ID numbers: {settings.data_dir / 'pii.key'} (mode 600); "
@@ -426,7 +426,7 @@ def run() -> None:
     procs: list[subprocess.Popen] = []
     urls = {}
     for name, spec in SERVICES.items():
-        procs.append(subprocess.Popen([sys.executable, "-m", "xueshi_shared.cli", "serve", name], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", name], env=env))
         urls[name] = f"http://{settings.host}:{spec.port(settings)}"
 
     stopping = False
