@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
-from xueshi_shared.problems import InvalidInput, Problem, field_errors
+from xueshi_shared.problems import InvalidInput, Problem, TooManyRequests, field_errors
+from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, refuse_token
+from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, audit_in_own_transaction, refuse_token
 
 from . import intake, schemas, seminars, service
 from .pushing import PushingBase
@@ -87,6 +88,25 @@ def _invalid(index: int, exc: ValidationError) -> dict[str, Any]:
     problem = InvalidInput(f"{errors[0]['field']}: {errors[0]['detail']}", field=errors[0]["field"],
                            errors=errors, rule="validation")
     return {"index": index, "status": 422, "result": None, "problem": problem.body()}
+
+
+@router.post("/v1/people/check", response_model=schemas.PersonCheckOut, responses={
+    429: {"model": ProblemDocument, "description": "The key's pre-checks a minute are used up"}},
+    summary="Identity pre-check (a training base's key): would a record for this person pass the identity rules?")
+async def check_person(body: schemas.PersonCheckIn, request: Request, principal: CurrentPrincipal,
+                       session: DbSession) -> dict[str, Any]:
+    principal.require_base()
+    wait = request.app.state.people_check_limiter.check(b"key " + principal.id.bytes)
+    if wait:
+        raise TooManyRequests("this key has used up its identity pre-checks for now; a whole roster is checked by "
+                              "POST /v1/rosters?dry_run=true", retry_after=RateLimiter.retry_after(wait))
+    result = await intake.check_person(await service.driver(session), request.app.state.pii_keys, body.id_type,
+                                       body.id_number, body.name)
+    # Audited (a base's requests are not, otherwise): who asked and what the answer was; never the number.
+    request.state.audit_target = {"id_type": body.id_type, "valid": result["valid"],
+                                  "name_matches": result["name_matches"]}
+    await audit_in_own_transaction(request, principal, "succeeded", 200)
+    return result
 
 
 @router.get("/v1/records/{record_id}", response_model=schemas.RecordView,

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
 from xueshi_shared.migrations import IAM_HISTORY
 from xueshi_shared.pii import load_keys
+from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
 from . import HISTORY, intake
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
+    app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit
 
     app.state.pushes = GroupCommit(

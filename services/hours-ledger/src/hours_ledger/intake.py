@@ -277,6 +277,33 @@ def check_name(registered: str, established: bool, sent: str) -> None:
                        registered_name=names.mask_name(registered), sent_name=names.mask_name(sent))
 
 
+_REGISTERED_NAME = """
+    SELECT p.name, p.entry_count > 0 AS established
+    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id WHERE k.id_hash = $1"""
+
+
+async def check_person(conn: asyncpg.Connection, keys: PiiKeys, id_type: str, id_number: str,
+                       name: str) -> dict[str, Any]:
+    """The identity pre-check (`schemas.PersonCheckOut`): what a record for this person would get from the identity
+    rules, by the same functions the intake applies (`check_id_number`, `check_name`), and whether the name is the
+    registry's. Never the registry's name or the number."""
+    try:
+        check_id_number(id_type, id_number)
+    except Problem as exc:
+        return {"valid": False, "problems": [exc.body()], "name_matches": None}
+    row = await conn.fetchrow(_REGISTERED_NAME, keys.lookup_hash(normalise_id_number(id_number)))
+    if row is None or not row["established"]:
+        return {"valid": True, "problems": [], "name_matches": None}
+    try:
+        check_name(row["name"], True, name)
+    except Problem as exc:
+        body = exc.body()
+        for told in ("registered_name", "sent_name"):  # not even masked: the check answers yes or no
+            body.pop(told, None)
+        return {"valid": False, "problems": [body], "name_matches": False}
+    return {"valid": True, "problems": [], "name_matches": True}
+
+
 # ---- plan years: the ledger's partitions -----------------------------------------------------------
 
 _YEAR_OPEN = """

@@ -208,6 +208,22 @@ class TranscriptIn(StrictModel):
 PersonName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
+class PersonCheckIn(StrictModel):
+    id_type: IdType
+    id_number: Annotated[str, Field(min_length=5, max_length=32, description="In the body, never in a URL.")]
+    name: PersonName
+
+
+class PersonCheckOut(BaseModel):
+    valid: bool = Field(description="A record for this person would pass the identity rules (no problems).")
+    problems: list[dict[str, Any]] = Field(description=(
+        "The problem documents a record for this person would get for its identity (`id-number`, "
+        "`id-type-mismatch`, `name-mismatch`), as `/v1/records` answers them; never the registry's name."))
+    name_matches: bool | None = Field(description=(
+        "Whether the name is the registry's name for the ID number; null when the registry has never credited "
+        "anyone under the number (the first record will fix the name) or the number is not valid."))
+
+
 class NameCorrectionIn(StrictModel):
     id_number: Annotated[str, Field(min_length=5, max_length=32, description="In the body, never in a URL.")]
     name: PersonName = Field(description="The person's correct name, as on the ID document.")

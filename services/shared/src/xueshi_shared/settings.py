@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # trail that the database keeps for six months).
     public_rate_limit_per_minute: int = Field(default=600, ge=0)
     holder_checks_per_minute: int = Field(default=10, ge=0)
+    # Identity pre-checks (POST /v1/people/check) a training base's key may make a minute: enough for a base
+    # checking its trainees as they enrol; a whole roster is checked by the roster upload's dry run.
+    people_checks_per_minute: int = Field(default=60, ge=0)
     failed_auth_per_minute: int = Field(default=30, ge=0)
     # Failed holder confirmations one proof allows a day, from all clients together (then 429): a budget no
     # number of addresses can multiply.
