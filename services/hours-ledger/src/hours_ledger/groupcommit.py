@@ -1,20 +1,20 @@
-"""Group commit for single pushes: concurrent pushes share the batch path's transactions.
+"""Group commit for single pushes: concurrent pushes share the intake's set-based transactions.
 
 At a deadline's peak, training bases push one record per request from many sessions at once. Taken one
 by one, each record costs about eight round trips and a transaction of its own; most of a request's time
 was spent there, not in the rules (profiled: see deploy/scale-out.md). So a push does not get a
 transaction of its own. It joins one queue, and whenever fewer than `flushes` groups are being written,
-the records waiting longest (up to `size`, from any bases) go to the database together, through the
-set-based batch path, which answers each record exactly as if it had been pushed alone in that order (a
-differential test holds the two paths to the same answers and the same stored ledger).
+the records waiting longest (up to `size`, from any bases) go to the database together, as one set of the
+ledger's one intake (intake.push), which answers each record exactly as if it had been pushed alone in that
+order (a test holds a batch to the same answers and the same stored ledger as one-by-one pushes).
 
 - Nothing waits for a group to fill: under light load a push is written at once, alone (on the
-  single-record path); groups form only while earlier groups are being written, which is exactly when
+  a set of one); groups form only while earlier groups are being written, which is exactly when
   requests would otherwise queue for the database.
 - While a group is being written, another writer starts only for at least `floor` waiting records;
   fewer wait for the next free writer. Without this, under load the second writer kept taking records
   one at a time as they arrived (measured: 511 of 738 groups held one record), each costing a whole
-  transaction of the single-record path. Measured, interleaved: without a floor 893 and 958 records/s,
+  transaction of its own. Measured, interleaved: without a floor 893 and 958 records/s,
   floor 8: 907, floor 16: 1,028 and 1,025, floor 32: 809 (records wait too long).
 - A request is answered only after its group has committed: a 2xx still means the record is durable.
 - Concurrent requests have no order among themselves; a group keeps the order in which they arrived, and
