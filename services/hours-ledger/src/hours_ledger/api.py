@@ -9,13 +9,14 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 from xueshi_shared.problems import InvalidInput, Problem, TooManyRequests, field_errors
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRoute, audit_in_own_transaction, refuse_token
 
-from . import intake, schemas, seminars, service
+from . import intake, rosters, schemas, seminars, service, sheets
 from .pushing import PushingBase
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
@@ -171,3 +172,86 @@ async def seminar_attendance(seminar_id: uuid.UUID, body: schemas.AttendanceIn, 
     results = await seminars.upload_attendance(request.app.state.engine, principal, request.app.state.pii_keys,
                                                seminar_id, body.trainees, now())
     return {"results": results}
+
+
+# ---- rosters: spreadsheets -------------------------------------------------------------------------
+
+def _attachment(data: bytes, media_type: str, filename: str) -> Response:
+    return Response(data, media_type=media_type, headers={
+        "Content-Disposition": f"attachment; filename=\"{filename}\"", "Cache-Control": "no-store"})
+
+
+@router.get("/v1/rosters/template.xlsx", tags=["rosters"], response_class=Response, responses={
+    200: {"content": {sheets.XLSX_MEDIA_TYPE: {}}, "description": "The roster template, and a sheet explaining it"}},
+    summary="The roster template as an Excel workbook (one row per sitting; its second sheet explains the columns)")
+async def roster_template_xlsx() -> Response:
+    return _attachment(sheets.template_xlsx(), sheets.XLSX_MEDIA_TYPE, "xueshi-roster-template.xlsx")
+
+
+@router.get("/v1/rosters/template.csv", tags=["rosters"], response_class=Response, responses={
+    200: {"content": {sheets.CSV_MEDIA_TYPE: {}}, "description": "The roster's header row (UTF-8 with BOM)"}},
+    summary="The roster template as CSV (UTF-8; GB18030 is accepted too)")
+async def roster_template_csv() -> Response:
+    return _attachment(sheets.template_csv(), "text/csv; charset=utf-8", "xueshi-roster-template.csv")
+
+
+_ROSTER_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "The roster: XLSX, or CSV in UTF-8 or GB18030 (GET /v1/rosters/template.xlsx)"}}}}}}}
+
+
+@router.post("/v1/rosters", status_code=202, tags=["rosters"], response_model=schemas.RosterAccepted,
+             openapi_extra=_ROSTER_FORM, responses={
+                 413: {"model": ProblemDocument, "description": "The file is larger than the upload limit"},
+                 422: {"model": ProblemDocument, "description": (
+                     "Not a roster: not a spreadsheet, unknown or missing headers, empty, too many rows, formulas "
+                     "(the problem names the row and the column)")}},
+             summary="Upload a roster (a training base's key): each row's record is pushed as the batch pushes it; "
+                     "dry_run=true answers the same and writes nothing")
+async def upload_roster(request: Request, principal: CurrentPrincipal, response: Response,
+                        dry_run: Annotated[bool, Query(description="Answer every row, write nothing")] = False,
+                        ) -> dict[str, Any]:
+    principal.require_base()  # before the body is read
+    settings = request.app.state.settings
+    form = await request.form(max_files=1, max_fields=0)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("the form has no file: send the roster as the multipart field `file`",
+                               rule="required", field="file")
+        data = await upload.read()
+        filename = upload.filename
+    finally:
+        await form.close()
+    accepted, answer = await rosters.accept(request.app.state.engine, principal, data, filename, dry_run,
+                                            sheets.Limits(max_rows=settings.roster_max_rows))
+    del data
+    task = asyncio.create_task(rosters.process(request.app.state.engine, accepted, request.app.state.pii_keys,
+                                               request.app.state.roster_slots))
+    request.app.state.roster_tasks.add(task)
+    task.add_done_callback(request.app.state.roster_tasks.discard)
+    response.headers["Location"] = f"/v1/rosters/{accepted.id}"
+    return answer
+
+
+@router.get("/v1/rosters/{roster_id}", tags=["rosters"], response_model=schemas.RosterView,
+            summary="A roster upload's progress and its rows' answers (the base that uploaded it)")
+async def get_roster(
+    roster_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
+    after_row: Annotated[int, Query(ge=0, description="Rows after this spreadsheet row number")] = 0,
+    limit: Annotated[int, Query(ge=0, le=10_000, description="At most this many rows")] = 1000,
+    status: Annotated[schemas.RowStatus | None, Query(description="Only rows of this outcome")] = None,
+) -> dict[str, Any]:
+    return await rosters.view(request.app.state.engine, principal, roster_id, after_row, limit, status)
+
+
+@router.get("/v1/rosters/{roster_id}/result.xlsx", tags=["rosters"], response_class=Response, responses={
+    200: {"content": {sheets.XLSX_MEDIA_TYPE: {}}, "description": "The uploaded sheet with the answers added"},
+    409: {"model": ProblemDocument, "description": "The upload is still being answered"}},
+    summary="The uploaded sheet (ID numbers masked) with each row's outcome, 学时, record id and problem added")
+async def roster_result(roster_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> Response:
+    filename, data = await rosters.answered_sheet(request.app.state.engine, principal, roster_id)
+    stem = (filename or "roster").rsplit(".", 1)[0]
+    safe = "".join(ch for ch in stem if ch.isascii() and (ch.isalnum() or ch in "-_")) or "roster"
+    return _attachment(data, sheets.XLSX_MEDIA_TYPE, f"{safe}-result.xlsx")

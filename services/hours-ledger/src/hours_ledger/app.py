@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
 from xueshi_shared.migrations import IAM_HISTORY
@@ -26,10 +28,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         histories=(IAM_HISTORY, HISTORY),
         routers=[ledger_router],
         hot_routers=[hot_router],
+        other_bodies={"/v1/rosters": ("multipart/form-data",)},
+        body_limits={"/v1/rosters": settings.roster_max_bytes},
+        on_stop=_stop_rosters,
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
+    app.state.roster_tasks = set()  # uploads being answered in the background (rosters.py)
+    app.state.roster_slots = asyncio.Semaphore(intake.CONCURRENCY)  # parts of all uploads at once
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit
 
     app.state.pushes = GroupCommit(
@@ -37,3 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lambda pushes: intake.screen(app.state.engine, pushes),
         size=settings.push_group_size, flushes=settings.push_writers, registry=app.state.metrics.registry)
     return app
+
+
+async def _stop_rosters(app: FastAPI) -> None:
+    """Uploads still being answered stop (each is marked interrupted; its answered rows stay)."""
+    tasks = list(app.state.roster_tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -789,6 +789,31 @@ async def push(engine: AsyncEngine, senders: Sequence[Principal], records: Seque
         return await one_by_one(engine, senders, records, keys, isolate=True)
 
 
+async def rehearse(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
+                   keys: PiiKeys) -> list[Outcome]:
+    """What `push` would answer for these records now, writing nothing: the same code (`push_within`) in one
+    transaction that is rolled back (a roster's dry run). Its people are locked while it decides, as a push
+    locks them. Only a plan year's partitions, opened for the year's first record, stay (structure, not data)."""
+    for _ in range(ATTEMPTS):
+        async with pooled(engine) as conn:
+            rehearsal = conn.transaction()
+            await rehearsal.start()
+            try:
+                return await push_within(conn, engine.url, senders, records, keys, clock())
+            except FALLBACK:
+                continue
+            except Problem as exc:
+                return [Refused(exc)] * len(records)
+            finally:
+                await rehearsal.rollback()
+    return [_busy()] * len(records)
+
+
+def _busy() -> Refused:
+    return Refused(Unavailable("concurrent pushes of the same person kept changing what this record was decided "
+                               "on; nothing was written: send it again", rule="ledger-busy", retry_after="1"))
+
+
 async def one_by_one(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
                      keys: PiiKeys, *, isolate: bool = False) -> list[Outcome]:
     """Record by record, each a set of its own: one person's records one after another, in order, so "first come,
@@ -824,8 +849,7 @@ async def _alone(engine: AsyncEngine, sender: Principal, record: schemas.RecordI
             if not isolate:
                 raise
             return Failed(exc)
-    return Refused(Unavailable("concurrent pushes of the same person kept changing what this record was decided "
-                               "on; nothing was written: send it again", rule="ledger-busy", retry_after="1"))
+    return _busy()
 
 
 # ---- the group commit's screen ----------------------------------------------------------------------
@@ -862,14 +886,9 @@ async def screen(engine: AsyncEngine, pushes: Sequence[Any]) -> list[Refused | R
 
 # ---- splitting a large batch -----------------------------------------------------------------------
 
-def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[tuple[int, schemas.RecordIn]]]:
-    """Split a batch into independent parts of about `size` records, each pushed as a set of its own.
-
-    Records of one person, and records that share an external id, stay in one part, in batch order: the
-    parts touch disjoint people and keys, so running them side by side answers what running the whole
-    batch in order would.
-    """
-    parent = list(range(len(records)))
+def parts(keys: Sequence[tuple[str, str]], size: int) -> list[list[int]]:
+    """`chunks` for items known by their (person, external id) keys: the indexes of each part, in order."""
+    parent = list(range(len(keys)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -878,16 +897,27 @@ def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[
         return i
 
     first: dict[tuple[str, str], int] = {}
-    for i, (_, record) in enumerate(records):
-        for key in (("person", normalise_id_number(record.id_number)), ("external", record.external_id)):
+    for i, (person, external) in enumerate(keys):
+        for key in (("person", person), ("external", external)):
             j = first.setdefault(key, i)
             parent[root(i)] = root(j)
-    groups: dict[int, list[tuple[int, schemas.RecordIn]]] = defaultdict(list)
-    for i, item in enumerate(records):
-        groups[root(i)].append(item)
-    parts: list[list[tuple[int, schemas.RecordIn]]] = [[]]
-    for group in groups.values():
-        if parts[-1] and len(parts[-1]) + len(group) > size:
-            parts.append([])
-        parts[-1].extend(group)
-    return [sorted(part, key=lambda item: item[0]) for part in parts]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(keys)):
+        groups[root(i)].append(i)
+    out: list[list[int]] = [[]]
+    for grp in groups.values():
+        if out[-1] and len(out[-1]) + len(grp) > size:
+            out.append([])
+        out[-1].extend(grp)
+    return [sorted(part) for part in out]
+
+
+def chunks(records: list[tuple[int, schemas.RecordIn]], size: int) -> list[list[tuple[int, schemas.RecordIn]]]:
+    """Split a batch into independent parts of about `size` records, each pushed as a set of its own.
+
+    Records of one person, and records that share an external id, stay in one part, in batch order: the
+    parts touch disjoint people and keys, so running them side by side answers what running the whole
+    batch in order would.
+    """
+    keys = [(normalise_id_number(record.id_number), record.external_id) for _, record in records]
+    return [[records[i] for i in part] for part in parts(keys, size)]

@@ -205,3 +205,38 @@ class NameChange(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     actor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     changed_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class Roster(Base):
+    """A roster uploaded as a spreadsheet (POST /v1/rosters): who sent it, its size and its progress. Its rows'
+    answers are in `roster_rows`; the file itself is not kept (it holds ID numbers in clear)."""
+
+    __tablename__ = "rosters"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    uploaded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    filename: Mapped[str | None] = mapped_column(sa.String(255))
+    format: Mapped[str] = mapped_column(sa.String(8))
+    dry_run: Mapped[bool] = mapped_column(sa.Boolean)
+    status: Mapped[str] = mapped_column(sa.String(16))  # processing, done, interrupted
+    headers: Mapped[list[str]] = mapped_column(JSONB)
+    rows_total: Mapped[int] = mapped_column(sa.Integer)
+    records_total: Mapped[int] = mapped_column(sa.Integer)
+    rows_done: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RosterRow(Base):
+    """A roster row's answer: its cells as uploaded (the ID number masked), its record's outcome."""
+
+    __tablename__ = "roster_rows"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    roster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    row: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(128))
+    status: Mapped[str] = mapped_column(sa.String(16))  # credited, partial, not_credited, replayed, refused
+    cells: Mapped[list[str | None]] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    problem: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -274,3 +274,56 @@ class SeminarTraineeIn(StrictModel):
 
 class AttendanceIn(StrictModel):
     trainees: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]
+
+
+RowStatus = Literal["credited", "partial", "not_credited", "replayed", "refused"]
+
+
+class RosterCounts(BaseModel):
+    """Rows by outcome (a record's rows share its outcome)."""
+
+    credited: int
+    partial: int
+    not_credited: int
+    replayed: int
+    refused: int
+
+
+class RosterAccepted(BaseModel):
+    id: uuid.UUID
+    status: Literal["processing"]
+    dry_run: bool = Field(description="A dry run writes nothing to the ledger: it answers what the upload would.")
+    format: Literal["xlsx", "csv"]
+    rows_total: int = Field(description="Rows of the sheet (one per sitting; blank rows are skipped).")
+    records_total: int = Field(description="Records: rows sharing an external_id are one record.")
+    rows_done: int
+    created_at: dt.datetime
+
+
+class RosterRowOut(BaseModel):
+    row: int = Field(description="The row's number in the spreadsheet (the header is row 1).")
+    external_id: str | None
+    status: RowStatus = Field(description=(
+        "The outcome of the row's record: credited, partial or not_credited (written; as `result.status`), "
+        "replayed (already in the ledger: nothing new), refused (nothing written: `problem`)."))
+    result: RecordResult | None = Field(description="As POST /v1/records answers it (written or replayed).")
+    problem: dict[str, Any] | None = Field(description=(
+        "As POST /v1/records answers it, with `row` and `column` (the header as written) of the field it names."))
+
+
+class RosterView(BaseModel):
+    id: uuid.UUID
+    status: Literal["processing", "done", "interrupted"] = Field(description=(
+        "interrupted: the process answering it stopped (a restart); the rows answered stay, and uploading the "
+        "file again is safe (what was written replays)."))
+    dry_run: bool
+    format: Literal["xlsx", "csv"]
+    filename: str | None
+    rows_total: int
+    records_total: int
+    rows_done: int
+    counts: RosterCounts
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    rows: list[RosterRowOut] = Field(description="Answered rows in sheet order, after `after_row`, at most `limit`.")
+    next_after_row: int | None = Field(description="Pass as `after_row` for the next rows; null: no more.")

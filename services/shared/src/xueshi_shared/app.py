@@ -145,6 +145,7 @@ def build_service_app(
     routers: Sequence[APIRouter],
     hot_routers: Sequence[APIRouter] = (),
     other_bodies: Mapping[str, tuple[str, ...]] | None = None,
+    body_limits: Mapping[str, int] | None = None,
     version: str = "0.1.0",
     on_start: Callable[[FastAPI], Awaitable[None]] | None = None,
     on_stop: Callable[[FastAPI], Awaitable[None]] | None = None,
@@ -191,6 +192,7 @@ def build_service_app(
         app.include_router(router)
     app.add_middleware(JsonBodiesOnly, other_bodies=other_bodies)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes,
+                       body_limits=body_limits)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

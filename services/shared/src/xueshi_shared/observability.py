@@ -11,6 +11,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -81,10 +82,12 @@ class _BodyTooLarge(Exception):
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int,
+                 body_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})  # exact paths whose bodies may be larger (a roster upload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,9 +100,11 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder: dict[str, Any] = {"status": 500, "sent": False}
 
+        limit = self.body_limits.get(scope.get("path", ""), self.max_body_bytes) if self.body_limits \
+            else self.max_body_bytes
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._send_local(self._refusal(limit), scope, receive, send, request_id, status_holder)
             self._observe(scope, status_holder["status"], started, request_id)
             return
 
@@ -111,7 +116,7 @@ class ObservabilityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # The framework turns a failing body read into its own 400; remember why, so the
                     # answer sent is our 413 whatever the app makes of it.
                     too_large = True
@@ -121,7 +126,7 @@ class ObservabilityMiddleware:
         async def tracking_send(message: Message) -> None:
             if too_large:
                 if message["type"] == "http.response.start" and not status_holder["sent"]:
-                    await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
+                    await self._send_local(self._refusal(limit), scope, receive, send, request_id, status_holder)
                 return
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
@@ -133,12 +138,12 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not status_holder["sent"]:
-                await self._send_local(self._refusal(), scope, receive, send, request_id, status_holder)
+                await self._send_local(self._refusal(limit), scope, receive, send, request_id, status_holder)
         finally:
             self._observe(scope, status_holder["status"], started, request_id)
 
-    def _refusal(self) -> Response:  # built only when needed: most requests never are too large
-        return problem_response(413, "payload-too-large", f"request bodies are limited to {self.max_body_bytes} bytes")
+    def _refusal(self, limit: int) -> Response:  # built only when needed: most requests never are too large
+        return problem_response(413, "payload-too-large", f"request bodies are limited to {limit} bytes here")
 
     async def _send_local(self, response: Response, scope: Scope, receive: Receive, send: Send, request_id: str,
                           status_holder: dict[str, int]) -> None:

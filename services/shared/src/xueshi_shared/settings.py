@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = 8 * 1024 * 1024
+    # A roster upload (POST /v1/rosters): the file's size, and its rows (one per sitting).
+    roster_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    roster_max_rows: int = Field(default=200_000, ge=1)
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # Single pushes are written in groups (hours_ledger/groupcommit.py): at most this many groups at once

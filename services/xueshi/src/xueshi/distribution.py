@@ -57,6 +57,9 @@ PLACEMENTS: dict[str, Placement] = {
     # the ledger: lookups by something else than the person
     "hours_ledger.person_keys": Placement("distributed", "id_hash", "id-hash"),
     "hours_ledger.record_keys": Placement("distributed", "base_id", "base"),
+    # a base's roster uploads and their rows' answers: read and written by that base alone
+    "hours_ledger.rosters": Placement("distributed", "base_id", "base"),
+    "hours_ledger.roster_rows": Placement("distributed", "base_id", "base"),
     # the catalog: reference data of every request
     **{f"catalog.{t}": REFERENCE for t in (
         "plans", "topics", "authorities", "fields", "delegations", "bases", "base_decisions", "courses",
