@@ -13,8 +13,9 @@ import openpyxl
 COLUMNS = ["external_id", "course_code", "id_type", "id_number", "name", "unit_name", "unit_uscc", "unit_region",
            "started_at", "ended_at", "sitting_mode", "media_minutes", "identity_passed", "identity_failed",
            "exam_questions", "exam_correct", "exam_passed"]
-CHINESE = ["外部编号", "课程编号", "证件类型", "证件号码", "姓名", "单位名称", "统一社会信用代码", "单位所在地区", "开始时间",
-           "结束时间", "学习方式", "有效播放分钟", "人脸核验通过", "人脸核验失败", "考试题数", "答对题数", "考试通过"]
+CHINESE = ["外部编号", "课程编号", "证件类型", "证件号码", "姓名", "单位名称", "统一社会信用代码", "单位所在地区",
+           "开始时间", "结束时间", "学习方式", "有效播放分钟", "人脸核验通过", "人脸核验失败", "考试题数", "答对题数",
+           "考试通过"]
 
 
 def beijing(instant: str) -> str:

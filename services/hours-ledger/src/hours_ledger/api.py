@@ -214,7 +214,7 @@ async def upload_roster(request: Request, principal: CurrentPrincipal, response:
                         ) -> dict[str, Any]:
     principal.require_base()  # before the body is read
     settings = request.app.state.settings
-    form = await request.form(max_files=1, max_fields=0)
+    form = await request.form(max_files=1, max_fields=10)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 from xueshi_shared.pii import mask_id_number
@@ -413,12 +413,15 @@ def locate(sheet: Sheet, grp: Group, field_path: str) -> Where:
 def annotate(problem: dict[str, Any], sheet: Sheet, grp: Group) -> dict[str, Any]:
     """A problem document of the record, with the row and the column of the field it names (each error too)."""
     body = dict(problem)
-    if body.get("field"):
+    if body.get("field") and "row" not in body:
         where = locate(sheet, grp, body["field"])
         body["row"], body["column"] = where.row, where.column
     if body.get("errors"):
         errors = []
         for err in body["errors"]:
+            if "row" in err:
+                errors.append(err)
+                continue
             where = locate(sheet, grp, err.get("field", ""))
             errors.append({**err, "row": where.row, "column": where.column})
         body["errors"] = errors
@@ -460,9 +463,12 @@ def record(sheet: Sheet, grp: Group, course_ids: dict[str, Any]) -> schemas.Reco
             index = sheet.index(name)
             text = None if index is None else sheet.rows[i][1][index]
             if text is not None and text != sheet.rows[first][1][index]:  # type: ignore[index]
-                errors.append(FieldError(_record_field(name, grp.rows.index(i)), "roster-record-mismatch",
-                                         f"rows of one external_id are one record: this row's {name} differs from "
-                                         f"row {sheet.rows[first][0]}'s"))
+                mismatch = FieldError(_record_field(name, grp.rows.index(i)), "roster-record-mismatch",
+                                      f"rows of one external_id are one record: row {sheet.rows[i][0]}'s {name} "
+                                      f"differs from row {sheet.rows[first][0]}'s")
+                # pinned to its own row (a record's field is otherwise located on the record's first row)
+                cast(dict[str, Any], mismatch).update(row=sheet.rows[i][0], column=sheet.headers[index])  # type: ignore[index]
+                errors.append(mismatch)
     sittings = []
     for n, i in enumerate(grp.rows):
         passed, failed = value(i, "identity_passed"), value(i, "identity_failed")
@@ -507,8 +513,9 @@ def record(sheet: Sheet, grp: Group, course_ids: dict[str, Any]) -> schemas.Reco
     errors = [e for e in errors if e["rule"] != "required" or e["field"] not in named] or errors
     first_error = errors[0]
     detail = first_error["detail"] if len(errors) == 1 else f"{first_error['detail']} (and {len(errors) - 1} more)"
+    where: dict[str, Any] = {k: first_error[k] for k in ("row", "column") if k in first_error}
     raise InvalidInput(f"{first_error['field']}: {detail}", rule=first_error["rule"], field=first_error["field"],
-                       errors=errors)
+                       errors=errors, **where)
 
 
 def _record_field(name: str, sitting: int) -> str:
