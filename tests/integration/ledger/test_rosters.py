@@ -4,16 +4,20 @@ column."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import openpyxl
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.factories import approved_course, at, online_sitting, record_body, ric
 from tests.support.rosters import CHINESE, COLUMNS, answered, rows_of, to_csv, to_xlsx, upload
 
 CODE = "C-ROSTER-5"
+TZ = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture
@@ -287,3 +291,69 @@ async def test_rows_are_paged_and_filtered(ledger, base, coded_course):
     assert [r["row"] for r in refused["rows"]] == [6] and refused["next_after_row"] is None
     bad = await ledger.get(f"/v1/rosters/{view['id']}", params={"status": "maybe"}, headers=base.headers)
     assert bad.status_code == 422
+
+
+# ---- the property: a spreadsheet is answered as the JSON batch answers the same records --------------
+
+_EXAMPLE = iter(range(10**6))
+
+sittings_strategy = st.lists(st.tuples(st.integers(0, 2), st.integers(7 * 60, 20 * 60), st.integers(20, 300),
+                                       st.sampled_from([1.0, 1.0, 0.5, 0.75]), st.integers(0, 3), st.integers(0, 2),
+                                       st.sampled_from([None] * 8 + ["online", "offline"])),
+                             min_size=1, max_size=3)
+record_strategy = st.tuples(st.integers(0, 2), sittings_strategy,
+                            st.sampled_from([(10, 9, True)] * 6 + [None, (5, 5, True), (12, 3, False),
+                                                                   (10, 10, True)]),
+                            st.sampled_from(["陈小明", "陈小明", "林小红"]), st.booleans())
+
+
+def _record(course_id, example: int, index: int, spec) -> dict:
+    person, sittings, exam, name, repeat_id = spec
+    day0 = dt.datetime(2026, 6, 1, tzinfo=TZ)
+    out = []
+    for day, start, minutes, share, passed, failed, mode in sittings:
+        begin = day0 + dt.timedelta(days=day, minutes=start)
+        end = begin + dt.timedelta(minutes=minutes)
+        sitting = {"started_at": begin.isoformat(), "ended_at": end.isoformat(),
+                   "media_seconds": int(minutes * 60 * share) // 30 * 30,
+                   "identity_checks": {"passed": passed, "failed": failed}}
+        if mode is not None:
+            sitting["mode"] = mode
+        out.append(sitting)
+    return record_body(course_id, ric(example * 3 + person, birth=f"19{60 + example // 300 % 40}0101"), out,
+                       exam=None if exam is None else {"questions": exam[0], "correct": exam[1], "passed": exam[2]},
+                       name=name, external_id=f"H{example}-{0 if repeat_id and index else index}") \
+        | ({} if exam is not None else {"exam": None})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(specs=st.lists(record_strategy, min_size=1, max_size=6), xlsx=st.booleans(), chinese=st.booleans())
+async def test_property_a_sheet_is_answered_as_the_json_batch(ledger, base, coded_course, specs, xlsx, chinese):
+    example = next(_EXAMPLE)
+    records = [_record(coded_course, example, i, spec) for i, spec in enumerate(specs)]
+    # Rows sharing an external id are one record in a sheet: a repeated id is sent once, as the JSON would be.
+    unique = list({r["external_id"]: r for r in reversed(records)}.values())[::-1]
+    rows = [r for rec in unique for r in rows_of(rec, CODE)]
+    headers = CHINESE if chinese else COLUMNS
+    data = to_xlsx(rows, headers) if xlsx else to_csv(rows, headers)
+    rehearsed = await answered(ledger, base, data, "p.xlsx" if xlsx else "p.csv", dry_run=True)
+    batch = (await ledger.post("/v1/records/batch", json={"records": unique}, headers=base.headers)).json()["results"]
+    first_rows = {}
+    for row in rehearsed["rows"]:
+        first_rows.setdefault(row["external_id"], row)
+    for record, item in zip(unique, batch, strict=True):
+        row = first_rows[record["external_id"]]
+        if item["result"] is None:
+            assert row["status"] == "refused", (record, row, item)
+            assert row["problem"]["type"] == item["problem"]["type"] and row["problem"]["detail"] == \
+                item["problem"]["detail"]
+        else:
+            assert row["status"] == item["result"]["status"], (record, row, item)
+            assert {**row["result"], "record_id": None} == {**item["result"], "record_id": None}
+    real = await answered(ledger, base, data, "p.xlsx" if xlsx else "p.csv")
+    for row in real["rows"]:
+        item = batch[[r["external_id"] for r in unique].index(row["external_id"])]
+        if item["result"] is None:
+            assert row["status"] == "refused"
+        else:
+            assert row["status"] == "replayed" and row["result"] == item["result"]

@@ -316,12 +316,15 @@ def parse_time(text: str) -> dt.datetime:
     return value
 
 
+_LARGEST = Decimal(10) ** 9  # larger numbers are no count of anything a roster holds
+
+
 def parse_int(text: str) -> int:
     try:
         number = Decimal(text)
     except InvalidOperation:
         number = Decimal("NaN")
-    if not number.is_finite() or number != number.to_integral_value():
+    if not number.is_finite() or abs(number) >= _LARGEST or number != number.to_integral_value():
         raise CellError("roster-number", f"{text!r} is not a whole number")
     return int(number)
 
@@ -332,7 +335,7 @@ def parse_minutes(text: str) -> int:
         seconds = Decimal(text) * 60
     except InvalidOperation:
         seconds = Decimal("NaN")
-    if not seconds.is_finite() or seconds != seconds.to_integral_value():
+    if not seconds.is_finite() or abs(seconds) >= _LARGEST or seconds != seconds.to_integral_value():
         raise CellError("roster-number", f"{text!r} is not a number of minutes in whole seconds")
     return int(seconds)
 
