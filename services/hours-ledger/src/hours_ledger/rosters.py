@@ -229,7 +229,7 @@ async def view(engine: AsyncEngine, sender: Principal, roster_id: uuid.UUID, aft
         "finished_at": roster["finished_at"],
         "rows": [{"row": r["row"], "external_id": r["external_id"], "status": r["status"],
                   "result": _decode(r["result"]), "problem": _decode(r["problem"])} for r in rows],
-        "next_after_row": rows[-1]["row"] if more else None,
+        "next_after_row": (rows[-1]["row"] if rows else after_row) if more else None,
     }
 
 

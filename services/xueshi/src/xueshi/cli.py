@@ -27,6 +27,8 @@ stamps_app = typer.Typer(no_args_is_help=True, help="Stamps (signing keys) of th
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
 app.add_typer(stamps_app, name="stamps")
+roster_app = typer.Typer(no_args_is_help=True, help="Rosters: spreadsheets of study records (a training base's key).")
+app.add_typer(roster_app, name="roster")
 
 # Human messages go to stderr so that stdout carries only what a script asks for (e.g. a token).
 err = Console(stderr=True)
@@ -305,6 +307,84 @@ def loadgen(
     Console().print(table)
     if any(not (isinstance(k, int) and k < 300) for k in result.statuses):
         raise typer.Exit(1)
+
+
+@roster_app.command("upload")
+def roster_upload(
+    file: Annotated[Path, typer.Argument(help="The roster: .xlsx, or .csv in UTF-8 or GB18030.", exists=True,
+                                         dir_okay=False, readable=True)],
+    url: Annotated[str, typer.Option(help="The hours-ledger's address, e.g. http://127.0.0.1:8002")],
+    key: Annotated[str, typer.Option(envvar="XUESHI_BASE_KEY", help=(
+        "The training base's API key (or the environment variable XUESHI_BASE_KEY, which stays out of the "
+        "process list)."))],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Answer every row, write nothing.")] = False,
+    result: Annotated[Path | None, typer.Option(help="Save the answered sheet (result.xlsx) here.")] = None,
+    show: Annotated[int, typer.Option(help="Refused rows to list.")] = 20,
+) -> None:
+    """Upload a roster and follow it to the end with a progress bar; list the refused rows.
+
+    Exit status: 0 when no row was refused, 1 when some were, 2 when the file itself was refused."""
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, read=600)) as client:
+        with file.open("rb") as handle:
+            sent = client.post("/v1/rosters", params={"dry_run": "true"} if dry_run else None,
+                               files={"file": (file.name, handle)})
+        if sent.status_code != 202:
+            _problem_exit(sent)
+        accepted = sent.json()
+        roster_id = accepted["id"]
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err) as progress:
+            task = progress.add_task("dry run" if dry_run else "answering rows", total=accepted["rows_total"])
+            while True:
+                view = client.get(f"/v1/rosters/{roster_id}", params={"limit": 0})
+                if view.status_code != 200:
+                    _problem_exit(view)
+                body = view.json()
+                progress.update(task, completed=body["rows_done"])
+                if body["status"] != "processing":
+                    break
+                time.sleep(0.5)
+        counts = Table("roster", "status", *body["counts"], title=f"{file.name}{' (dry run)' if dry_run else ''}")
+        counts.add_row(roster_id, body["status"], *(str(n) for n in body["counts"].values()))
+        Console().print(counts)
+        if body["counts"]["refused"] and show:
+            refused = client.get(f"/v1/rosters/{roster_id}", params={"status": "refused", "limit": show}).json()
+            table = Table("row", "external_id", "rule", "column", "problem")
+            for row in refused["rows"]:
+                problem = row["problem"] or {}
+                table.add_row(str(row["row"]), row["external_id"] or "", problem.get("type", "").rsplit("/", 1)[-1],
+                              str(problem.get("column", "")), problem.get("detail", ""))
+            Console().print(table)
+        if result is not None:
+            sheet = client.get(f"/v1/rosters/{roster_id}/result.xlsx")
+            if sheet.status_code != 200:
+                _problem_exit(sheet)
+            result.write_bytes(sheet.content)
+            err.print(f"wrote {result}")
+    if body["status"] != "done":
+        err.print(f"[red]the upload was {body['status']}: upload the file again (what was written replays)[/red]")
+        raise typer.Exit(1)
+    if body["counts"]["refused"]:
+        raise typer.Exit(1)
+
+
+def _problem_exit(response: object) -> None:
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    try:
+        problem = response.json()
+        where = "".join(f", {k} {problem[k]}" for k in ("row", "column") if k in problem)
+        err.print(f"[red]{response.status_code} {problem.get('title', '')}: {problem.get('detail', '')}{where}[/red]")
+    except ValueError:
+        err.print(f"[red]{response.status_code}: {response.text[:500]}[/red]")
+    raise typer.Exit(2)
 
 
 @app.command("openapi")
