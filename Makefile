@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/transcript.py
+	$(BIN)/python bench/rosters.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade

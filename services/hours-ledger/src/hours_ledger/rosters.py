@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.pii import PiiKeys, normalise_id_number
-from xueshi_shared.problems import Conflict, InvalidInput, NotFound, Problem
+from xueshi_shared.problems import Conflict, InvalidInput, NotFound, Problem, Unavailable
 
 from . import intake, schemas, sheets
 
@@ -42,6 +43,8 @@ PART = 50
 # An upload whose heartbeat is older than this is reported interrupted (the heartbeat beats every HEARTBEAT).
 HEARTBEAT = dt.timedelta(seconds=15)
 STALE = dt.timedelta(minutes=2)
+# Tries of a part when no pooled connection frees in time (1 s, 2 s between them).
+POOL_ATTEMPTS = 3
 STATUSES = ("credited", "partial", "not_credited", "replayed", "refused")
 
 _COURSE_CODES = """SELECT code, id FROM catalog.published_courses WHERE base_id = $1 AND code = ANY($2::text[])"""
@@ -170,13 +173,25 @@ async def _part(engine: AsyncEngine, upload: Upload, keys: PiiKeys, groups: Sequ
     if valid:
         senders = [upload.sender] * len(valid)
         records = [r for _, r in valid]
-        try:
-            outcomes = await (intake.rehearse(engine, senders, records, keys) if upload.dry_run
-                              else intake.push(engine, senders, records, keys))
-        except Exception:  # nothing of the part was written (a push is one transaction, or one per record)
-            log.exception("roster upload %s: a part failed", upload.id)
-            outcomes = [intake.Refused(Problem("an unexpected error stopped these rows; nothing of them was "
-                                               "written: upload the file again", rule="internal-error"))] * len(records)
+        outcomes: list[intake.Outcome] = []
+        for attempt in range(POOL_ATTEMPTS):
+            try:
+                outcomes = await (intake.rehearse(engine, senders, records, keys) if upload.dry_run
+                                  else intake.push(engine, senders, records, keys))
+                break
+            except PoolTimeout:  # the service is overloaded: nothing of the part was written; wait, try again
+                if attempt + 1 < POOL_ATTEMPTS:
+                    await asyncio.sleep(2 ** attempt)
+                    continue
+                outcomes = [intake.Refused(Unavailable(
+                    "every database connection stayed busy; nothing of these rows was written: upload the file "
+                    "again (what was written replays)", rule="database-busy"))] * len(records)
+            except Exception:  # nothing of the part was written (a push is one transaction, or one per record)
+                log.exception("roster upload %s: a part failed", upload.id)
+                outcomes = [intake.Refused(Problem(
+                    "an unexpected error stopped these rows; nothing of them was written: upload the file again",
+                    rule="internal-error"))] * len(records)
+                break
         for (n, _), outcome in zip(valid, outcomes, strict=True):
             if isinstance(outcome, intake.Credited | intake.Replayed):
                 answers[n] = (row_status(outcome), outcome.result.json(), None)

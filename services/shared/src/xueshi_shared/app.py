@@ -159,7 +159,8 @@ def build_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url, embedded = await resolve_database_url(settings)
-        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                               pool_timeout=settings.db_pool_timeout_seconds)
         app.state.engine = engine
         app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
         app.state.embedded = embedded  # keeps an embedded server alive while the app runs

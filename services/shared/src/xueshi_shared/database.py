@@ -137,11 +137,12 @@ async def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
     return asyncpg_url(server.get_uri(EMBEDDED_DATABASE)), server
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout: float = 30.0) -> AsyncEngine:
     engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         # Sessions read and write UTC; days are reckoned in Asia/Shanghai by the code that needs it.
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "xueshi"}},
     )

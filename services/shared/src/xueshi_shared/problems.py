@@ -27,6 +27,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -298,6 +299,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(503, "service-unavailable", "the database connection was lost; retry the request",
                                 headers={"Retry-After": "1"})
 
+    async def on_pool_timeout(request: Request, exc: Exception) -> Response:
+        # Every pooled connection stayed busy for the pool's timeout: the service is overloaded, nothing of the
+        # request was done (it never had a connection), and a retry a moment later is safe.
+        log.warning("no database connection free in time", extra={"path_template": _route_template(request)})
+        return problem_response(503, "database-busy", "every database connection of this process is busy; retry "
+                                "the request", headers={"Retry-After": "1"})
+
     async def on_interface(request: Request, exc: Exception) -> Response:
         if _is_connection_lost(exc):  # "connection is closed"
             return await on_connection_lost(request, exc)
@@ -326,6 +334,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     for lost in _CONNECTION_LOST:
         app.add_exception_handler(lost, on_connection_lost)
     app.add_exception_handler(asyncpg.exceptions.InterfaceError, on_interface)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(Exception, on_unexpected)
 
 

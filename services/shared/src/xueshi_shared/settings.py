@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     roster_max_rows: int = Field(default=200_000, ge=1)
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # How long a request waits for a pooled connection before it is answered 503 database-busy (Retry-After).
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     # Single pushes are written in groups (hours_ledger/groupcommit.py): at most this many groups at once
     # per ledger process. More overlaps more round trips; each group holds one connection while it writes.
     push_writers: int = Field(default=2, ge=1, le=64)
