@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench openapi lint migrate install clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -18,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/xueshi run
 
 test: $(STAMP)
-	$(BIN)/ruff check services tests bench tools
+	$(BIN)/ruff check services clients tests bench tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -35,7 +36,7 @@ openapi: $(STAMP)
 	$(BIN)/xueshi openapi
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests bench tools
+	$(BIN)/ruff check services clients tests bench tools
 	$(BIN)/mypy
 
 clean-data:
