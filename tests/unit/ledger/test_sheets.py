@@ -102,3 +102,30 @@ def test_the_xlsx_template_reads_as_an_empty_roster():
     with pytest.raises(InvalidInput) as refused:
         sheets.read(sheets.template_csv())
     assert refused.value.rule == "roster-empty"
+
+
+def test_a_formula_deep_in_a_large_workbook_is_found_with_its_row_and_column():
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append([c.alias for c in sheets.COLUMNS])
+    for i in range(30_000):
+        sheet.append([f"R{i}", "C", "RIC", "350102199003071234", "陈小明"])
+    sheet["E25000"] = "=CONCAT(\"陈\",\"明\")"
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(InvalidInput) as refused:
+        sheets.read(out.getvalue())
+    assert refused.value.rule == "roster-formula"
+    assert (refused.value.extensions["row"], refused.value.extensions["column"]) == (25000, "姓名")
+
+
+def test_a_zip_that_is_no_workbook_is_refused():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", "<office:document-content/>")
+    with pytest.raises(InvalidInput) as refused:
+        sheets.read(out.getvalue())
+    assert refused.value.rule == "roster-not-a-spreadsheet"

@@ -170,28 +170,81 @@ def _formula(row: int, column: int, header: str) -> InvalidInput:
 
 
 def _read_xlsx(data: bytes, limits: Limits) -> Sheet:
-    import openpyxl  # imported when a workbook arrives (it takes a while to import)
+    """An XLSX workbook's first sheet. Its values are read by calamine (Rust: 100,000 rows in about a second,
+    where openpyxl took 18); its formulas, which calamine reads as their cached values, are found in the
+    sheet's XML first (`_formula_cell`)."""
+    import python_calamine
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         if sum(i.file_size for i in archive.infolist()) > limits.max_unpacked_bytes:
             raise _refuse(f"the workbook unpacks to more than {limits.max_unpacked_bytes} bytes", "roster-too-large")
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except Problem:
-        raise
-    except Exception as exc:  # not a zip, not a workbook, an XML attack refused by defusedxml
-        raise _refuse(f"not a readable XLSX workbook ({type(exc).__name__})", "roster-not-a-spreadsheet") from None
-    try:
-        if not book.worksheets:
+        sheet_path = _first_sheet(archive)
+        formula = _formula_cell(archive, sheet_path)
+        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        if not book.sheet_names:
             raise _refuse("the workbook has no worksheet", "roster-empty")
-        sheet = book.worksheets[0]  # the roster is the first sheet (the template's second sheet explains it)
-        return _rows_to_sheet("xlsx", sheet.iter_rows(values_only=True), limits)
+        values = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
     except Problem:
         raise
-    except Exception as exc:
+    except Exception as exc:  # not a zip, not an XLSX workbook, broken XML
         raise _refuse(f"not a readable XLSX workbook ({type(exc).__name__})", "roster-not-a-spreadsheet") from None
-    finally:
-        book.close()
+    if formula is not None:
+        row, letters = formula
+        column = _column_index(letters)
+        first = next((r for r in values if any(v not in (None, "") for v in r)), [])
+        header = str(first[column]).strip() if column < len(first) and first[column] not in (None, "") else letters
+        raise _formula(row, column, header)
+    return _rows_to_sheet("xlsx", iter(values), limits)
+
+
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_SHEET = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}sheet"
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _first_sheet(archive: zipfile.ZipFile) -> str:
+    """The part name of the workbook's first sheet (through the package's relationships, as Excel finds it)."""
+    from defusedxml import ElementTree
+
+    def target(base: str, value: str) -> str:
+        return value.lstrip("/") if value.startswith("/") else f"{base}{value}"
+
+    office = next(r.get("Target", "") for r in ElementTree.fromstring(archive.read("_rels/.rels")).iter(_RELS)
+                  if r.get("Type", "").endswith("/officeDocument"))
+    workbook = target("", office)
+    folder = workbook.rsplit("/", 1)[0] + "/" if "/" in workbook else ""
+    rels_name = f"{folder}_rels/{workbook.rsplit('/', 1)[-1]}.rels"
+    relations = {r.get("Id"): r.get("Target", "") for r in ElementTree.fromstring(archive.read(rels_name)).iter(_RELS)}
+    first = next(ElementTree.fromstring(archive.read(workbook)).iter(_SHEET))
+    return target(folder, relations[first.get(_REL_ID)])
+
+
+_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\b[^>]*?\br=\"([A-Z]{1,3})([0-9]+)\"")
+
+
+def _formula_cell(archive: zipfile.ZipFile, sheet_path: str) -> tuple[int, str] | None:
+    """The first cell of the sheet holding a formula, as (row, column letters), or None; read in pieces."""
+    carry = b""
+    with archive.open(sheet_path) as part:
+        while chunk := part.read(1 << 20):
+            text = carry + chunk
+            found = _FORMULA.search(text)
+            if found:
+                cells = list(_CELL.finditer(text, 0, found.start()))
+                if cells:
+                    return int(cells[-1].group(2)), cells[-1].group(1).decode()
+                return 0, "A"
+            carry = text[-8192:]  # a cell's opening tag and its formula may straddle two pieces
+    return None
+
+
+def _column_index(letters: str) -> int:
+    index = 0
+    for ch in letters:
+        index = index * 26 + ord(ch) - 64
+    return index - 1
 
 
 def _decode(data: bytes) -> str:
