@@ -357,3 +357,49 @@ async def test_property_a_sheet_is_answered_as_the_json_batch(ledger, base, code
             assert row["status"] == "refused"
         else:
             assert row["status"] == "replayed" and row["result"] == item["result"]
+
+
+async def test_an_upload_stopped_by_a_restart_is_interrupted_and_uploading_again_completes_it(
+        settings, catalog, base, coded_course, engine):
+    from hours_ledger.app import create_app
+
+    from tests.support.http import running
+    from tests.support.rosters import wait
+
+    bodies = [record_body(coded_course, ric(100 + i), [online_sitting(at("09:00"), at("09:50"))],
+                          external_id=f"I-{i}") for i in range(400)]
+    data = to_csv([r for rec in bodies for r in rows_of(rec, CODE)])
+    async with running(create_app(settings)) as ledger:
+        accepted = (await upload(ledger, base, data)).json()
+        # The service stops at once (a restart): its uploads in progress are cancelled.
+    async with running(create_app(settings)) as ledger:
+        view = await wait(ledger, base, accepted["id"])
+        assert view["status"] == "interrupted" and view["rows_done"] < 400
+        again = await answered(ledger, base, data)
+        assert again["status"] == "done" and again["rows_done"] == 400
+        assert again["counts"]["replayed"] == view["counts"]["partial"]
+        assert again["counts"]["replayed"] + again["counts"]["partial"] == 400
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 400
+
+
+async def test_an_upload_whose_process_vanished_is_reported_interrupted(ledger, base, coded_course, engine):
+    view = await answered(ledger, base, to_csv(rows_of(two_records(coded_course)[0], CODE)))
+    async with engine.begin() as conn:  # as a process killed mid-way leaves it: processing, no heartbeat since
+        await conn.execute(sa.text("UPDATE hours_ledger.rosters SET status = 'processing', "
+                                   "heartbeat_at = now() - interval '3 minutes' WHERE id = :id"), {"id": view["id"]})
+    stale = (await ledger.get(f"/v1/rosters/{view['id']}", headers=base.headers)).json()
+    assert stale["status"] == "interrupted"
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE hours_ledger.rosters SET heartbeat_at = now() WHERE id = :id"),
+                           {"id": view["id"]})
+    live = await ledger.get(f"/v1/rosters/{view['id']}/result.xlsx", headers=base.headers)
+    assert live.status_code == 409 and live.json()["type"] == "/problems/roster-not-finished"
+
+
+async def test_a_suspended_base_uploads_nothing(ledger, catalog, base, coded_course, admin):
+    suspended = await catalog.post(f"/v1/bases/{base.id}/suspension", json={"reason": "审计发现代学"},
+                                   headers=admin.headers)
+    assert suspended.status_code in (200, 201), suspended.text
+    response = await upload(ledger, base, to_csv(rows_of(two_records(coded_course)[0], CODE)))
+    assert response.status_code == 403 and response.json()["type"] == "/problems/base-suspended"
