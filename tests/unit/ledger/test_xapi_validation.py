@@ -109,8 +109,8 @@ def test_groups_identified_or_anonymous_xapi_00035_to_00037():
     assert refused(statement(actor={"objectType": "Group", "mbox": "mailto:g@b.cn",
                                     "openid": "http://o.cn/g"})).rule == "xapi-ifi"
     assert refused(statement(actor={"objectType": "Group", "member": member[0]})).rule == "xapi-type"
-    assert refused(statement(actor={"objectType": "Group", "member": [{"objectType": "Group",
-                                                                       "mbox": "mailto:x@b.cn"}]})).rule == "xapi-object-type"
+    nested = [{"objectType": "Group", "mbox": "mailto:x@b.cn"}]
+    assert refused(statement(actor={"objectType": "Group", "member": nested})).rule == "xapi-object-type"
     assert refused(statement(context={"team": AGENT})).rule == "xapi-object-type"
 
 
@@ -269,7 +269,8 @@ def test_versions_refused_xapi_00101(version):
 
 def test_attachments_xapi_00102_to_00107():
     att = {"usageType": "http://adlnet.gov/expapi/attachments/certificate", "display": {"es-MX": "x"},
-           "contentType": "text/plain; charset=ascii", "length": 27, "sha2": "495395e777cd98da653df9615d09c0fd6bb2f8d4788394cd53c56a3bfdcd848a",
+           "contentType": "text/plain; charset=ascii", "length": 27,
+           "sha2": "495395e777cd98da653df9615d09c0fd6bb2f8d4788394cd53c56a3bfdcd848a",
            "fileUrl": "http://over.there.com/file.txt"}
     v.statement(statement(attachments=[att]))
     for wrong in ({"usageType": "should fail"}, {"usageType": "over.there.com/x"}, {"display": "x"},
