@@ -16,6 +16,8 @@ from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 from .pushing import KnownTokens
+from .xapi.api import XapiHeaders
+from .xapi.api import router as xapi_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Study records pushed by training bases, the province's rules across all bases, transcripts.",
         settings=settings,
         histories=(IAM_HISTORY, HISTORY),
-        routers=[ledger_router],
+        routers=[ledger_router, xapi_router],
         hot_routers=[hot_router],
         other_bodies={"/v1/rosters": ("multipart/form-data",)},
         body_limits={"/v1/rosters": settings.roster_max_bytes},
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
+    app.add_middleware(XapiHeaders)  # outermost: its headers reach every answer under /xapi/, the middlewares' too
     app.state.roster_tasks = set()  # uploads being answered in the background (rosters.py)
     app.state.roster_slots = asyncio.Semaphore(intake.CONCURRENCY)  # parts of all uploads at once
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit

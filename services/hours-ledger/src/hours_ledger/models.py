@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "hours_ledger"
@@ -240,3 +240,25 @@ class RosterRow(Base):
     cells: Mapped[list[str | None]] = mapped_column(JSONB)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     problem: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class XapiStatement(Base):
+    """An xAPI statement as a base sent it (with the LRS's `stored` and `authority`), and what its filters read:
+    the verb, the voided target, the object's activity or statement, the registration, the agents' identifiers."""
+
+    __tablename__ = "xapi_statements"
+    __table_args__ = (sa.Index("xapi_statements_order", "base_id", "seq"),)
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True))
+    stored: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    statement: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    voided: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    verb_id: Mapped[str] = mapped_column(sa.Text)
+    voids: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    object_ref: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    activity_id: Mapped[str | None] = mapped_column(sa.Text)
+    registration: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    agents: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    related_agents: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    related_activities: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))

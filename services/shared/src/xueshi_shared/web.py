@@ -6,6 +6,7 @@ sent (`scope="function"`), so a 2xx always means the write is durable; services 
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -231,19 +232,39 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
-async def authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Principal | None]]) -> Principal:
+def _basic(token: str) -> tuple[str, str] | None:
+    """`Basic base64(user:password)` as (user, password), or None when it is not that."""
+    try:
+        user, colon, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if colon and password else None
+
+
+async def authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Principal | None]], *,
+                       basic: bool = False) -> Principal:
     """The principal behind `Authorization: Bearer <token>` (found by `lookup`, from the token's digest), within
-    its rate limit; 401 and an audit event otherwise."""
+    its rate limit; 401 and an audit event otherwise. `basic`: `Basic` is accepted too, the token as the password
+    and the principal's base id (or its own id) as the user (the xAPI door: LRS clients speak Basic)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
+    user: str | None = None
+    if basic and scheme.lower() == "basic":
+        pair = _basic(token)
+        user, token = pair if pair else (None, "")
     if not header:
         reason = "missing bearer token"
-    elif scheme.lower() != "bearer" or not token:
-        reason = "the Authorization header must be 'Bearer <token>'"
+    elif scheme.lower() not in (("bearer", "basic") if basic else ("bearer",)) or not token:
+        reason = ("the Authorization header must be 'Bearer <token>' or 'Basic <base id:key>'" if basic
+                  else "the Authorization header must be 'Bearer <token>'")
     else:
         token_digest = digest(token)
         principal = await lookup(token_digest)
+        if principal is not None and user is not None and user not in (str(principal.base_id), str(principal.id)):
+            principal, reason = None, "the Basic user is not the key's base"
+        else:
+            reason = "unknown or revoked token"
         if principal is not None:
             wait = request.app.state.rate_limiter.check(token_digest)
             if wait:
@@ -252,7 +273,6 @@ async def authenticate(request: Request, lookup: Callable[[bytes], Awaitable[Pri
             request.state.principal = principal
             request.state.token_digest = token_digest
             return principal
-        reason = "unknown or revoked token"
     await refuse_token(request, reason)
 
 

@@ -60,6 +60,8 @@ PLACEMENTS: dict[str, Placement] = {
     # a base's roster uploads and their rows' answers: read and written by that base alone
     "hours_ledger.rosters": Placement("distributed", "base_id", "base"),
     "hours_ledger.roster_rows": Placement("distributed", "base_id", "base"),
+    # a base's xAPI statements (its LRS): written and read by that base
+    "hours_ledger.xapi_statements": Placement("distributed", "base_id", "base"),
     # the catalog: reference data of every request
     **{f"catalog.{t}": REFERENCE for t in (
         "plans", "topics", "authorities", "fields", "delegations", "bases", "base_decisions", "courses",

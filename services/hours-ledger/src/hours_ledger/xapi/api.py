@@ -1,0 +1,263 @@
+"""The ledger's Learning Record Store (`/xapi/`): xAPI 1.0.3's statement and about resources, per base.
+
+A base authenticates with HTTP Basic (its id as the user, its API key as the password: LRS clients and ADL's
+conformance suite speak Basic) or with its Bearer key. Every request but `about` names its xAPI version
+(`X-Experience-API-Version: 1.0.x`); every answer carries `X-Experience-API-Version: 1.0.3`, and the statement
+resource's `X-Experience-API-Consistent-Through`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from xueshi_shared.database import pooled
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.iam.service import authenticate_digest
+from xueshi_shared.problems import Conflict, NotFound, Problem, problem_response
+from xueshi_shared.timekeeping import now
+from xueshi_shared.web import authenticate
+
+from .. import intake
+from . import store, validation
+
+VERSION = "1.0.3"
+_VERSIONS = re.compile(r"^1\.0(\.\d+)?$")
+PREFIX = "/xapi"
+
+router = APIRouter(prefix=PREFIX, tags=["xapi"])
+
+
+class XapiProblem(Problem):
+    status = 400
+    rule = "xapi-invalid"
+    title = "Invalid xAPI request"
+
+
+def _invalid(error: validation.StatementError) -> XapiProblem:
+    return XapiProblem(f"{error.path or 'statement'}: {error.detail}", rule=error.rule, field=error.path or None)
+
+
+class XapiHeaders:
+    """Every answer under /xapi/ carries the LRS's version; the statement resource's its consistency instant.
+    A request without a 1.0.x version (but to `about`) is refused 400 before anything else (xAPI-Communication
+    §3.3)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        statements = path.startswith(f"{PREFIX}/statements")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-experience-api-version", VERSION.encode())]
+                if statements:
+                    extra.append((b"x-experience-api-consistent-through", store.utc_text(now()).encode()))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        if path != f"{PREFIX}/about":
+            headers = dict(scope.get("headers") or [])
+            version = headers.get(b"x-experience-api-version", b"").decode("latin-1").strip()
+            if not _VERSIONS.match(version):
+                response = problem_response(400, "xapi-version", "requests name their xAPI version: "
+                                            "X-Experience-API-Version: 1.0.3 (1.0.x)", title="Invalid xAPI request")
+                await response(scope, receive, with_headers)
+                return
+        await self.app(scope, receive, with_headers)
+
+
+async def _principal(request: Request) -> Principal:
+    async with request.app.state.sessions() as session:
+        principal = await authenticate(request, lambda token_digest: authenticate_digest(session, token_digest),
+                                       basic=True)
+    principal.require_base()
+    return principal
+
+
+def _authority(request: Request, principal: Principal) -> dict[str, Any]:
+    """The LRS's authority for what the base sent: the base, as an account of this registry."""
+    settings = request.app.state.settings
+    home = (settings.public_base_url or f"http://{settings.host}:{settings.ledger_port}").rstrip("/")
+    return {"objectType": "Agent", "name": principal.name, "account": {"homePage": home, "name": str(principal.base_id)}}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise XapiProblem("the body is not JSON", rule="xapi-json", field="body") from None
+
+
+async def _store(request: Request, principal: Principal, statements: list[Any]) -> list[str]:
+    for i, statement in enumerate(statements):
+        try:
+            validation.statement(statement)
+        except validation.StatementError as error:
+            if len(statements) > 1:
+                error.path = f"{i}.{error.path}" if error.path else str(i)
+            raise _invalid(error) from None
+    try:
+        async with intake.transaction(request.app.state.engine) as conn:
+            return await store.store(conn, principal.require_base(), statements, _authority(request, principal), now())
+    except validation.StatementError as error:
+        raise _invalid(error) from None
+    except store.Conflict as conflict:
+        raise Conflict(f"statement {conflict} is already stored with other content", rule="xapi-conflict",
+                       field="id") from None
+
+
+def _only(request: Request, allowed: set[str]) -> dict[str, str]:
+    params = dict(request.query_params)
+    unknown = [k for k in params if k not in allowed]
+    if unknown:
+        raise XapiProblem(f"{unknown[0]!r} is not a parameter of this resource (names are case-sensitive)",
+                          rule="xapi-parameter", field=unknown[0])
+    return params
+
+
+@router.put("/statements", status_code=204, summary="Store one statement under the id given (xAPI 1.0.3)")
+async def put_statement(request: Request) -> Response:
+    params = _only(request, {"statementId"})
+    principal = await _principal(request)
+    if "statementId" not in params or not validation.is_uuid(params["statementId"]):
+        raise XapiProblem("statementId (a UUID) names the statement", rule="xapi-parameter", field="statementId")
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise XapiProblem("PUT stores one statement (a JSON object)", rule="xapi-type", field="body")
+    if "id" in body and str(body["id"]).lower() != params["statementId"].lower():
+        raise XapiProblem("the statement's id is not statementId", rule="xapi-id-mismatch", field="id")
+    await _store(request, principal, [{**body, "id": body.get("id", params["statementId"])}])
+    return Response(status_code=204)
+
+
+@router.post("/statements", summary="Store statements (one, or an array, all or none); their ids in order")
+async def post_statements(request: Request) -> Response:
+    _only(request, set())
+    principal = await _principal(request)
+    body = await _body(request)
+    statements = body if isinstance(body, list) else [body]
+    if not statements:
+        raise XapiProblem("no statement", rule="xapi-type", field="body")
+    return _json(await _store(request, principal, statements))
+
+
+_QUERY = {"agent", "verb", "activity", "registration", "related_activities", "related_agents", "since", "until",
+          "limit", "ascending"}
+_GET = {"statementId", "voidedStatementId", "format", "attachments", "more", *_QUERY}
+
+
+def _boolean(params: dict[str, str], name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise XapiProblem(f"{name} is true or false", rule="xapi-parameter", field=name)
+    return value == "true"
+
+
+def _query(params: dict[str, str]) -> store.Query:
+    q = store.Query(related_activities=_boolean(params, "related_activities"),
+                    related_agents=_boolean(params, "related_agents"), ascending=_boolean(params, "ascending"))
+    if "agent" in params:
+        try:
+            q.agent = store.ifi_key(validation.agent_parameter(orjson.loads(params["agent"])))
+        except (orjson.JSONDecodeError, validation.StatementError):
+            raise XapiProblem("agent is the JSON of an Agent or identified Group", rule="xapi-parameter",
+                              field="agent") from None
+    for name in ("verb", "activity"):
+        if name in params:
+            if not validation.is_iri(params[name]):
+                raise XapiProblem(f"{name} is an IRI", rule="xapi-parameter", field=name)
+            setattr(q, name, params[name])
+    if "registration" in params:
+        if not validation.is_uuid(params["registration"]):
+            raise XapiProblem("registration is a UUID", rule="xapi-parameter", field="registration")
+        q.registration = uuid.UUID(params["registration"])
+    for name in ("since", "until"):
+        if name in params:
+            instant = validation.parse_timestamp(params[name])
+            if instant is None:
+                raise XapiProblem(f"{name} is a timestamp", rule="xapi-parameter", field=name)
+            setattr(q, name, instant)
+    if "limit" in params:
+        if not params["limit"].isdigit():
+            raise XapiProblem("limit is a whole number", rule="xapi-parameter", field="limit")
+        q.limit = int(params["limit"])
+    return q
+
+
+def _formatted(statement: dict[str, Any], fmt: str, request: Request) -> dict[str, Any]:
+    if fmt == "ids":
+        return store.ids_format(statement)
+    if fmt == "canonical":
+        languages = store.accept_languages(request.headers.get("accept-language", ""))
+        return dict(store.canonical_format(statement, languages))
+    return statement
+
+
+@router.api_route("/statements", methods=["GET", "HEAD"], summary="A statement by id, or the statements a query finds")
+async def get_statements(request: Request) -> Response:
+    params = _only(request, _GET)
+    principal = await _principal(request)
+    base_id = principal.require_base()
+    fmt = params.get("format", "exact")
+    if fmt not in ("exact", "ids", "canonical"):
+        raise XapiProblem("format is ids, exact or canonical", rule="xapi-parameter", field="format")
+    _boolean(params, "attachments")
+    single = [k for k in ("statementId", "voidedStatementId") if k in params]
+    if single:
+        clash = [k for k in params if k in _QUERY or (k in ("statementId", "voidedStatementId") and k != single[0])]
+        if clash or len(single) > 1:
+            raise XapiProblem(f"{single[0]} takes only format and attachments besides", rule="xapi-parameter",
+                              field=(clash or single)[0])
+        if not validation.is_uuid(params[single[0]]):
+            raise XapiProblem(f"{single[0]} is a UUID", rule="xapi-parameter", field=single[0])
+        async with pooled(request.app.state.engine) as conn:
+            found = await store.one(conn, base_id, uuid.UUID(params[single[0]]), voided=single[0] == "voidedStatementId")
+        if found is None:
+            raise NotFound("no statement of this base has that id (or, for statementId, it is voided)",
+                           rule="not-found")
+        statement, stored = found
+        return _json(_formatted(statement, fmt, request), headers={"Last-Modified": _http_date(stored)})
+    if "more" in params:
+        if len(params) > 1:
+            raise XapiProblem("more takes no other parameter", rule="xapi-parameter", field="more")
+        try:
+            saved = store.read_cursor(params["more"])
+        except validation.StatementError as error:
+            raise _invalid(error) from None
+        after = saved.pop("after")
+        params = {k: str(v) for k, v in saved.items()}
+        fmt = params.get("format", "exact")
+        q = _query(params)
+        q.after = after
+    else:
+        q = _query(params)
+    async with pooled(request.app.state.engine) as conn:
+        statements, last = await store.query(conn, base_id, q)
+    more = "" if last is None else f"{request.url.path}?more={store.cursor(params, last)}"
+    return _json({"statements": [_formatted(s, fmt, request) for s in statements], "more": more})
+
+
+def _http_date(value: dt.datetime) -> str:
+    return format_datetime(value.astimezone(dt.UTC), usegmt=True)
+
+
+@router.api_route("/about", methods=["GET", "HEAD"], summary="The xAPI versions this LRS speaks (no key needed)")
+async def about() -> Response:
+    return _json({"version": [VERSION]})
