@@ -316,3 +316,35 @@ def test_property_an_unknown_key_anywhere_is_refused(body, where):
     with pytest.raises(v.StatementError) as error:
         v.statement(body)
     assert error.value.path.startswith(where)
+
+
+# ---- any JSON anywhere is refused as a StatementError or accepted, never an exception of another kind -------
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=3), max_leaves=8)
+_PLACES = [("actor",), ("actor", "objectType"), ("actor", "member"), ("verb",), ("verb", "display"), ("object",),
+           ("object", "objectType"), ("object", "definition"), ("object", "definition", "interactionType"),
+           ("object", "definition", "choices"), ("object", "definition", "name"), ("result",), ("result", "score"),
+           ("result", "score", "raw"), ("result", "duration"), ("context",), ("context", "contextActivities"),
+           ("context", "team"), ("context", "statement"), ("timestamp",), ("authority",), ("version",),
+           ("attachments",), ("id",)]
+
+
+@given(st.sampled_from(_PLACES), json_values)
+def test_property_any_value_anywhere_is_a_statement_error_or_accepted(place, value):
+    body = statement()
+    body["object"]["definition"]["interactionType"] = "choice"
+    target = body
+    for key in place[:-1]:
+        target = target.setdefault(key, {}) if isinstance(target.get(key), dict) or key not in target else target[key]
+    target[place[-1]] = value
+    try:
+        v.statement(body)
+    except v.StatementError:
+        pass
+
+
+def test_an_interaction_type_that_is_an_object_is_refused():
+    body = statement(object={"id": "http://x.cn/a", "definition": {"interactionType": {"a": 1}}})
+    assert refused(body).rule == "xapi-interaction"

@@ -16,6 +16,7 @@ from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 from .pushing import KnownTokens
+from .xapi import documents  # noqa: F401  (its routes join the xAPI router)
 from .xapi.api import XapiHeaders
 from .xapi.api import router as xapi_router
 
@@ -30,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         histories=(IAM_HISTORY, HISTORY),
         routers=[ledger_router, xapi_router],
         hot_routers=[hot_router],
-        other_bodies={"/v1/rosters": ("multipart/form-data",)},
+        other_bodies={"/v1/rosters": ("multipart/form-data",),
+                      # xAPI documents are whatever the activity keeps (JSON, text, bytes)
+                      **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile")}},
         body_limits={"/v1/rosters": settings.roster_max_bytes},
         on_stop=_stop_rosters,
     )

@@ -262,3 +262,19 @@ class XapiStatement(Base):
     agents: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
     related_agents: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
     related_activities: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+
+
+class XapiDocument(Base):
+    """An xAPI document of a base: a state (activity, agent, registration), an activity or an agent profile."""
+
+    __tablename__ = "xapi_documents"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # state, activity_profile, agent_profile
+    activity_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # "" when the kind has none
+    agent: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    registration: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    doc_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    content_type: Mapped[str] = mapped_column(sa.Text)
+    etag: Mapped[str] = mapped_column(sa.String(40))
+    updated: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -32,7 +32,7 @@ _JSON_TYPES = ("application/json", "application/problem+json", "application/ld+j
 
 class JsonBodiesOnly:
     """Refuse a body in any other media type than JSON with 415, before it is read; `other_bodies` names the
-    routes (exact paths) that take another media type, and which (a PDF to verify, say)."""
+    routes (exact paths) that take another media type, and which (a PDF to verify, say; "*": any)."""
 
     def __init__(self, app: ASGIApp, other_bodies: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.app = app
@@ -45,7 +45,7 @@ class JsonBodiesOnly:
             has_body = length != b"0" or b"transfer-encoding" in headers
             media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             allowed = self.other_bodies.get(scope.get("path", ""), _JSON_TYPES)
-            if has_body and media not in allowed:
+            if has_body and media not in allowed and "*" not in allowed:
                 response = problem_response(
                     415, "unsupported-media-type", f"request bodies must be {' or '.join(allowed)} here "
                     f"(Content-Type: {allowed[0]})"

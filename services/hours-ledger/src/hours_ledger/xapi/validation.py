@@ -278,7 +278,7 @@ def activity(value: Any, path: str) -> None:
         extensions(definition["extensions"], _join(where, "extensions"))
     interactive = [key for key in ("correctResponsesPattern", *_COMPONENT_LISTS) if key in definition]
     if "interactionType" in definition:
-        if definition["interactionType"] not in INTERACTION_TYPES:
+        if not isinstance(definition["interactionType"], str) or definition["interactionType"] not in INTERACTION_TYPES:
             raise _fail(_join(where, "interactionType"), "xapi-interaction",
                         f"one of {', '.join(sorted(INTERACTION_TYPES))}")
     elif interactive:  # XAPI-00064

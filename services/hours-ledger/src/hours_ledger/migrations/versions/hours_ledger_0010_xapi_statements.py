@@ -1,4 +1,5 @@
-"""xAPI statements, stored verbatim per base, with what the statement resource's filters read
+"""xAPI statements, stored verbatim per base, with what the statement resource's filters read; xAPI documents
+(state, activity and agent profiles)
 
 Revision ID: hours_ledger_0010
 Revises: hours_ledger_0009
@@ -35,7 +36,27 @@ def upgrade() -> None:
         schema="hours_ledger",
     )
     op.create_index("xapi_statements_order", "xapi_statements", ["base_id", "seq"], schema="hours_ledger")
+    upgrade_documents()
 
 
 def downgrade() -> None:
+    op.drop_table("xapi_documents", schema="hours_ledger")
     op.drop_table("xapi_statements", schema="hours_ledger")
+
+
+def upgrade_documents() -> None:
+    op.create_table(
+        "xapi_documents",
+        sa.Column("base_id", sa.UUID(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("activity_id", sa.Text(), nullable=False),
+        sa.Column("agent", sa.Text(), nullable=False),
+        sa.Column("registration", sa.Text(), nullable=False),
+        sa.Column("doc_id", sa.Text(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("content_type", sa.Text(), nullable=False),
+        sa.Column("etag", sa.String(length=40), nullable=False),
+        sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("base_id", "kind", "activity_id", "agent", "registration", "doc_id"),
+        schema="hours_ledger",
+    )
