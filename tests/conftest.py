@@ -26,7 +26,7 @@ MUTABLE_TABLES = [
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
     "hours_ledger.seminar_trainees", "hours_ledger.name_changes", "hours_ledger.records", "hours_ledger.record_keys",
     "hours_ledger.people", "hours_ledger.person_keys", "hours_ledger.rosters", "hours_ledger.roster_rows",
-    "hours_ledger.xapi_statements", "hours_ledger.xapi_documents",
+    "hours_ledger.xapi_statements", "hours_ledger.xapi_documents", "hours_ledger.xapi_attachments",
     "verification.proofs", "verification.status_lists", "verification.holder_checks",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
     "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",

@@ -42,6 +42,8 @@ async def test_state_put_post_merge_get_list_delete(ledger, base):
 
 async def test_profiles_follow_http_preconditions(ledger, base):
     params = {"activityId": ACTIVITY, "profileId": "p1"}
+    unsaid = await ledger.put("/xapi/activities/profile", params=params, json={"v": 0}, headers=basic(base))
+    assert unsaid.status_code == 400  # a new profile is PUT with If-None-Match: *
     assert (await ledger.put("/xapi/activities/profile", params=params, json={"v": 1},
                              headers={**basic(base), "If-None-Match": "*"})).status_code == 204
     got = await ledger.get("/xapi/activities/profile", params=params, headers=basic(base))

@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hot_routers=[hot_router],
         other_bodies={"/v1/rosters": ("multipart/form-data",),
                       # xAPI documents are whatever the activity keeps (JSON, text, bytes)
-                      **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile")}},
+                      # the statement resource answers other media types itself (400, as xAPI says)
+                      **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile",
+                                                        "statements")}},
         body_limits={"/v1/rosters": settings.roster_max_bytes},
         on_stop=_stop_rosters,
     )

@@ -278,3 +278,13 @@ class XapiDocument(Base):
     content_type: Mapped[str] = mapped_column(sa.Text)
     etag: Mapped[str] = mapped_column(sa.String(40))
     updated: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class XapiAttachment(Base):
+    """An attachment's data, sent with its statement as multipart/mixed, found by its SHA-256 (`sha2`)."""
+
+    __tablename__ = "xapi_attachments"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    sha2: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    content_type: Mapped[str] = mapped_column(sa.Text)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -63,6 +63,7 @@ PLACEMENTS: dict[str, Placement] = {
     # a base's xAPI statements (its LRS): written and read by that base
     "hours_ledger.xapi_statements": Placement("distributed", "base_id", "base"),
     "hours_ledger.xapi_documents": Placement("distributed", "base_id", "base"),
+    "hours_ledger.xapi_attachments": Placement("distributed", "base_id", "base"),
     # the catalog: reference data of every request
     **{f"catalog.{t}": REFERENCE for t in (
         "plans", "topics", "authorities", "fields", "delegations", "bases", "base_decisions", "courses",

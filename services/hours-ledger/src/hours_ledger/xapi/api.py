@@ -25,7 +25,7 @@ from xueshi_shared.timekeeping import now
 from xueshi_shared.web import authenticate
 
 from .. import intake
-from . import store, validation
+from . import multipart, store, validation
 
 VERSION = "1.0.3"
 _VERSIONS = re.compile(r"^1\.0(\.\d+)?$")
@@ -97,15 +97,33 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request) -> tuple[Any, dict[str, tuple[str, bytes]]]:
+    """The statements a PUT or POST sends (JSON, or multipart/mixed with attachments' data), and that data."""
     raw = await request.body()
+    media = request.headers.get("content-type", "")
+    kind = media.split(";")[0].strip().lower()
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise XapiProblem("the body is not JSON", rule="xapi-json", field="body") from None
+        if kind == "multipart/mixed":
+            return multipart.read(media, raw)
+        if kind != "application/json":
+            raise XapiProblem("statements are sent as application/json, or multipart/mixed with attachments",
+                              rule="xapi-content-type", field="Content-Type")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise XapiProblem("the body is not JSON", rule="xapi-json", field="body") from None
+        multipart.check_json_request(body if isinstance(body, list) else [body])
+        return body, {}
+    except validation.StatementError as error:
+        raise _invalid(error) from None
 
 
-async def _store(request: Request, principal: Principal, statements: list[Any]) -> list[str]:
+_ATTACH = """INSERT INTO hours_ledger.xapi_attachments (base_id, sha2, content_type, content) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (base_id, sha2) DO NOTHING"""
+
+
+async def _store(request: Request, principal: Principal, statements: list[Any],
+                 data: dict[str, tuple[str, bytes]]) -> list[str]:
     for i, statement in enumerate(statements):
         try:
             validation.statement(statement)
@@ -115,7 +133,11 @@ async def _store(request: Request, principal: Principal, statements: list[Any]) 
             raise _invalid(error) from None
     try:
         async with intake.transaction(request.app.state.engine) as conn:
-            return await store.store(conn, principal.require_base(), statements, _authority(request, principal), now())
+            ids = await store.store(conn, principal.require_base(), statements, _authority(request, principal), now())
+            if data:
+                await conn.executemany(_ATTACH, [(principal.require_base(), sha2, content_type, content)
+                                                 for sha2, (content_type, content) in data.items()])
+            return ids
     except validation.StatementError as error:
         raise _invalid(error) from None
     except store.Conflict as conflict:
@@ -138,12 +160,12 @@ async def put_statement(request: Request) -> Response:
     principal = await _principal(request)
     if "statementId" not in params or not validation.is_uuid(params["statementId"]):
         raise XapiProblem("statementId (a UUID) names the statement", rule="xapi-parameter", field="statementId")
-    body = await _body(request)
+    body, data = await _body(request)
     if not isinstance(body, dict):
         raise XapiProblem("PUT stores one statement (a JSON object)", rule="xapi-type", field="body")
     if "id" in body and str(body["id"]).lower() != params["statementId"].lower():
         raise XapiProblem("the statement's id is not statementId", rule="xapi-id-mismatch", field="id")
-    await _store(request, principal, [{**body, "id": body.get("id", params["statementId"])}])
+    await _store(request, principal, [{**body, "id": body.get("id", params["statementId"])}], data)
     return Response(status_code=204)
 
 
@@ -151,11 +173,11 @@ async def put_statement(request: Request) -> Response:
 async def post_statements(request: Request) -> Response:
     _only(request, set())
     principal = await _principal(request)
-    body = await _body(request)
+    body, data = await _body(request)
     statements = body if isinstance(body, list) else [body]
     if not statements:
         raise XapiProblem("no statement", rule="xapi-type", field="body")
-    return _json(await _store(request, principal, statements))
+    return _json(await _store(request, principal, statements, data))
 
 
 _QUERY = {"agent", "verb", "activity", "registration", "related_activities", "related_agents", "since", "until",
@@ -218,7 +240,7 @@ async def get_statements(request: Request) -> Response:
     fmt = params.get("format", "exact")
     if fmt not in ("exact", "ids", "canonical"):
         raise XapiProblem("format is ids, exact or canonical", rule="xapi-parameter", field="format")
-    _boolean(params, "attachments")
+    with_data = _boolean(params, "attachments")
     single = [k for k in ("statementId", "voidedStatementId") if k in params]
     if single:
         clash = [k for k in params if k in _QUERY or (k in ("statementId", "voidedStatementId") and k != single[0])]
@@ -233,7 +255,8 @@ async def get_statements(request: Request) -> Response:
             raise NotFound("no statement of this base has that id (or, for statementId, it is voided)",
                            rule="not-found")
         statement, stored = found
-        return _json(_formatted(statement, fmt, request), headers={"Last-Modified": _http_date(stored)})
+        return await _answer(request, base_id, _formatted(statement, fmt, request), [statement], with_data,
+                             {"Last-Modified": _http_date(stored)})
     if "more" in params:
         if len(params) > 1:
             raise XapiProblem("more takes no other parameter", rule="xapi-parameter", field="more")
@@ -244,6 +267,7 @@ async def get_statements(request: Request) -> Response:
         after = saved.pop("after")
         params = {k: str(v) for k, v in saved.items()}
         fmt = params.get("format", "exact")
+        with_data = params.get("attachments") == "true"
         q = _query(params)
         q.after = after
     else:
@@ -251,7 +275,24 @@ async def get_statements(request: Request) -> Response:
     async with pooled(request.app.state.engine) as conn:
         statements, last = await store.query(conn, base_id, q)
     more = "" if last is None else f"{request.url.path}?more={store.cursor(params, last)}"
-    return _json({"statements": [_formatted(s, fmt, request) for s in statements], "more": more})
+    result = {"statements": [_formatted(s, fmt, request) for s in statements], "more": more}
+    return await _answer(request, base_id, result, statements, with_data, {})
+
+
+_DATA = """SELECT sha2, content_type, content FROM hours_ledger.xapi_attachments
+           WHERE base_id = $1 AND sha2 = ANY($2::text[]) ORDER BY sha2"""
+
+
+async def _answer(request: Request, base_id: uuid.UUID, document: Any, statements: list[dict[str, Any]],
+                  with_data: bool, headers: dict[str, str]) -> Response:
+    """JSON, or (attachments=true) multipart/mixed with the data of the statements' attachments."""
+    if not with_data:
+        return _json(document, headers=headers)
+    hashes = sorted({a["sha2"] for s in statements for a in multipart.attachments_of([s])})
+    async with pooled(request.app.state.engine) as conn:
+        rows = await conn.fetch(_DATA, base_id, hashes) if hashes else []
+    body, media = multipart.response(document, [(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows])
+    return Response(body, media_type=None, headers={**headers, "Content-Type": media})
 
 
 def _http_date(value: dt.datetime) -> str:

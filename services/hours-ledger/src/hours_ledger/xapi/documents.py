@@ -3,8 +3,9 @@ resources (xAPI-Communication §2.3 to §2.7), per base.
 
 A document is kept as sent (its bytes and content type) with an ETag, the SHA-1 of its bytes. POST merges a
 JSON object into a stored JSON object one level deep; anything else POSTed over an existing document is 400.
-The profile resources follow HTTP's preconditions (§3.1): a PUT over an existing profile without If-Match or
-If-None-Match is 409; a precondition that fails is 412.
+The profile resources follow HTTP's preconditions (§3.1): a PUT of a profile without If-Match or If-None-Match
+is 409 when the profile exists and 400 when it does not (as ADL's suite holds); a precondition that fails is
+412.
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ def _preconditions(request: Request, kind: str, existing: Any) -> None:
         wanted = {t.strip().strip('"') for t in if_none.split(",")}
         if "*" in wanted or etag in wanted:
             raise PreconditionFailed("If-None-Match: the document exists")
-    if request.method == "PUT" and existing is not None and if_match is None and if_none is None:
-        raise Conflict("the document exists: send If-Match (its ETag) or If-None-Match to say what you saw",
-                       rule="xapi-concurrency")
+    if request.method == "PUT" and if_match is None and if_none is None:
+        if existing is not None:
+            raise Conflict("the profile exists: send If-Match with the ETag you read, so that no one else's change "
+                           "is lost", rule="xapi-concurrency")
+        raise XapiProblem("a PUT of a profile says what it expects: If-None-Match: * to create it, If-Match to "
+                          "replace it", rule="xapi-concurrency", field="If-None-Match")
 
 
 def _is_json(content_type: str) -> bool:

@@ -40,6 +40,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("xapi_attachments", schema="hours_ledger")
     op.drop_table("xapi_documents", schema="hours_ledger")
     op.drop_table("xapi_statements", schema="hours_ledger")
 
@@ -58,5 +59,14 @@ def upgrade_documents() -> None:
         sa.Column("etag", sa.String(length=40), nullable=False),
         sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("base_id", "kind", "activity_id", "agent", "registration", "doc_id"),
+        schema="hours_ledger",
+    )
+    op.create_table(
+        "xapi_attachments",
+        sa.Column("base_id", sa.UUID(), nullable=False),
+        sa.Column("sha2", sa.String(length=128), nullable=False),
+        sa.Column("content_type", sa.Text(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("base_id", "sha2"),
         schema="hours_ledger",
     )
