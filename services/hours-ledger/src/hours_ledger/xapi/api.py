@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 import uuid
 from email.utils import format_datetime
 from typing import Any
@@ -67,7 +68,8 @@ class XapiHeaders:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        if path != f"{PREFIX}/about":
+        alternate = scope.get("method") == "POST" and b"method=" in scope.get("query_string", b"")
+        if path != f"{PREFIX}/about" and not alternate:  # the alternate syntax may name it in its form
             headers = dict(scope.get("headers") or [])
             version = headers.get(b"x-experience-api-version", b"").decode("latin-1").strip()
             if not _VERSIONS.match(version):
@@ -169,8 +171,12 @@ async def put_statement(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/statements", summary="Store statements (one, or an array, all or none); their ids in order")
+@router.post("/statements", summary=(
+    "Store statements (one, or an array, all or none); their ids in order. With ?method=PUT|GET|POST and a form "
+    "body: the alternate request syntax"))
 async def post_statements(request: Request) -> Response:
+    if "method" in request.query_params:
+        return await _alternate(request)
     _only(request, set())
     principal = await _principal(request)
     body, data = await _body(request)
@@ -302,3 +308,48 @@ def _http_date(value: dt.datetime) -> str:
 @router.api_route("/about", methods=["GET", "HEAD"], summary="The xAPI versions this LRS speaks (no key needed)")
 async def about() -> Response:
     return _json({"version": [VERSION]})
+
+
+# ---- the alternate request syntax (xAPI-Communication §1.3) -----------------------------------------
+
+_FORM_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
+                 "if-none-match"}
+
+
+async def _alternate(request: Request) -> Response:
+    """A request sent as a POST with `?method=` and its headers, parameters and content in a form body (for
+    clients that can only POST). Only `method` is in the query string; the form's header fields override the
+    request's headers; `content` is the body."""
+    method = request.query_params["method"]
+    if len(request.query_params) != 1 or method not in ("GET", "PUT", "POST"):
+        raise XapiProblem("the alternate syntax puts only method (GET, PUT or POST) in the query string",
+                          rule="xapi-alternate-syntax", field="method")
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise XapiProblem("the alternate syntax sends an application/x-www-form-urlencoded form",
+                          rule="xapi-alternate-syntax", field="Content-Type")
+    raw = (await request.body()).decode("utf-8", "replace")
+    try:
+        form = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw)))
+    except ValueError:
+        raise XapiProblem("the form is not URL-encoded", rule="xapi-alternate-syntax", field="body") from None
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("content-type", "content-length")}
+    params = {}
+    for name, value in form.items():
+        if name.lower() in _FORM_HEADERS:
+            headers[name.lower()] = value
+        elif name != "content":
+            params[name] = value
+    if not _VERSIONS.match(headers.get("x-experience-api-version", "")):
+        raise XapiProblem("requests name their xAPI version: X-Experience-API-Version: 1.0.3 (1.0.x)",
+                          rule="xapi-version", field="X-Experience-API-Version")
+    content = form.get("content", "").encode("utf-8")
+    if method != "GET":
+        headers.setdefault("content-type", "application/json")
+    headers["content-length"] = str(len(content))
+    scope = {**request.scope, "method": method, "query_string": urllib.parse.urlencode(params).encode(),
+             "headers": [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]}
+    inner = Request(scope, request.receive)
+    inner._body = content
+    inner.state.request_id = getattr(request.state, "request_id", None)
+    handler = {"GET": get_statements, "PUT": put_statement, "POST": post_statements}[method]
+    return await handler(inner)
