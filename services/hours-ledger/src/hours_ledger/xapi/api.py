@@ -238,7 +238,8 @@ def _formatted(statement: dict[str, Any], fmt: str, request: Request) -> dict[st
     return statement
 
 
-@router.api_route("/statements", methods=["GET", "HEAD"], summary="A statement by id, or the statements a query finds")
+@router.head("/statements", include_in_schema=False)
+@router.get("/statements", summary="A statement by id, or the statements a query finds")
 async def get_statements(request: Request) -> Response:
     params = _only(request, _GET)
     principal = await _principal(request)
@@ -305,7 +306,8 @@ def _http_date(value: dt.datetime) -> str:
     return format_datetime(value.astimezone(dt.UTC), usegmt=True)
 
 
-@router.api_route("/about", methods=["GET", "HEAD"], summary="The xAPI versions this LRS speaks (no key needed)")
+@router.head("/about", include_in_schema=False)
+@router.get("/about", summary="The xAPI versions this LRS speaks (no key needed)")
 async def about() -> Response:
     return _json({"version": [VERSION]})
 

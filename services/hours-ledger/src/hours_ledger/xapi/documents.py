@@ -193,10 +193,13 @@ for _path, _kind in (("/activities/state", "state"), ("/activities/profile", "ac
             return await _delete(request, kind)
 
         label = kind.replace("_", " ")
-        router.add_api_route(path, write, methods=["PUT", "POST"], status_code=204, name=f"xapi_{kind}_write",
-                             summary=f"Store (PUT) or merge (POST) a {label} document")
-        router.add_api_route(path, read, methods=["GET", "HEAD"], name=f"xapi_{kind}_read",
+        router.add_api_route(path, write, methods=["PUT"], status_code=204, name=f"xapi_{kind}_put",
+                             summary=f"Store a {label} document")
+        router.add_api_route(path, write, methods=["POST"], status_code=204, name=f"xapi_{kind}_post",
+                             summary=f"Merge a JSON object into a {label} document (or store it)")
+        router.add_api_route(path, read, methods=["GET"], name=f"xapi_{kind}_get",
                              summary=f"A {label} document, or the ids of the {label} documents")
+        router.add_api_route(path, read, methods=["HEAD"], name=f"xapi_{kind}_head", include_in_schema=False)
         router.add_api_route(path, delete, methods=["DELETE"], status_code=204, name=f"xapi_{kind}_delete",
                              summary=f"Delete a {label} document" + (" (or all of them)" if kind == "state" else ""))
 
@@ -219,7 +222,8 @@ def _definitions(value: Any, activity_id: str) -> Any:
             yield from _definitions(item, activity_id)
 
 
-@router.api_route("/activities", methods=["GET", "HEAD"], summary="An activity, as the base's statements define it")
+@router.head("/activities", include_in_schema=False)
+@router.get("/activities", summary="An activity, as the base's statements define it")
 async def activities(request: Request) -> Response:
     params = _only(request, {"activityId"})
     principal = await _principal(request)
@@ -240,7 +244,8 @@ async def activities(request: Request) -> Response:
     return _json(body)
 
 
-@router.api_route("/agents", methods=["GET", "HEAD"], summary="The Person an agent identifier stands for")
+@router.head("/agents", include_in_schema=False)
+@router.get("/agents", summary="The Person an agent identifier stands for")
 async def agents(request: Request) -> Response:
     params = _only(request, {"agent"})
     await _principal(request)
