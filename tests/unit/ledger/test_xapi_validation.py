@@ -348,3 +348,21 @@ def test_property_any_value_anywhere_is_a_statement_error_or_accepted(place, val
 def test_an_interaction_type_that_is_an_object_is_refused():
     body = statement(object={"id": "http://x.cn/a", "definition": {"interactionType": {"a": 1}}})
     assert refused(body).rule == "xapi-interaction"
+
+
+def test_xapi_2_context_agents_and_groups():
+    agents = [{"objectType": "contextAgent", "agent": {"mbox": "mailto:p@example.cn"},
+               "relevantTypes": ["https://example.cn/types/player"]}]
+    groups = [{"objectType": "contextGroup", "group": {"objectType": "Group", "member": [{"mbox": "mailto:a@b.cn"}]}}]
+    body = statement(context={"contextAgents": agents, "contextGroups": groups}, version="2.0.0")
+    v.statement(body, v2=True)
+    with pytest.raises(v.StatementError):
+        v.statement(body)  # not a 1.0.3 statement: no such context properties, no such version
+    for wrong in ({"contextAgents": [{**agents[0], "objectType": "Agent"}]},
+                  {"contextAgents": [{**agents[0], "relevantTypes": []}]},
+                  {"contextAgents": [{**agents[0], "relevantTypes": ["abc"]}]},
+                  {"contextAgents": [{"objectType": "contextAgent", "agent": {"objectType": "Agent"}}]},
+                  {"contextGroups": [{"objectType": "contextGroup", "group": {"mbox": "mailto:a@b.cn"}}]},
+                  {"contextAgents": agents[0]}):
+        with pytest.raises(v.StatementError):
+            v.statement(statement(context=wrong), v2=True)

@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
-    app.add_middleware(XapiHeaders)  # outermost: its headers reach every answer under /xapi/, the middlewares' too
+    # Outermost: its headers reach every answer under /xapi/, the middlewares' own too.
+    app.add_middleware(XapiHeaders, default=settings.xapi_default_version)
     app.state.roster_tasks = set()  # uploads being answered in the background (rosters.py)
     app.state.roster_slots = asyncio.Semaphore(intake.CONCURRENCY)  # parts of all uploads at once
     app.state.known_tokens = KnownTokens()  # the push route's; checked again by the group commit

@@ -29,7 +29,12 @@ from .. import intake
 from . import multipart, store, validation
 
 VERSION = "1.0.3"
-_VERSIONS = re.compile(r"^1\.0(\.\d+)?$")
+VERSIONS = ("1.0.3", "2.0.0")  # what the LRS speaks: a request's 1.0.x is answered as 1.0.3, its 2.0.x as 2.0.0
+_VERSIONS = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")
+
+
+def answered_version(requested: str) -> str:
+    return "2.0.0" if requested.startswith("2.0") else VERSION
 PREFIX = "/xapi"
 
 router = APIRouter(prefix=PREFIX, tags=["xapi"])
@@ -50,8 +55,9 @@ class XapiHeaders:
     A request without a 1.0.x version (but to `about`) is refused 400 before anything else (xAPI-Communication
     §3.3)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, default: str = VERSION) -> None:
         self.app = app
+        self.default = default  # answered when a request names no version (the about resource, or a refusal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -59,10 +65,13 @@ class XapiHeaders:
             await self.app(scope, receive, send)
             return
         statements = path.startswith(f"{PREFIX}/statements")
+        requested = dict(scope.get("headers") or []).get(b"x-experience-api-version", b"").decode("latin-1").strip()
+        speaks = answered_version(requested) if _VERSIONS.match(requested) else self.default
+        scope.setdefault("state", {})["xapi_version"] = speaks
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = [(b"x-experience-api-version", VERSION.encode())]
+                extra = [(b"x-experience-api-version", speaks.encode())]
                 if statements:
                     extra.append((b"x-experience-api-consistent-through", store.utc_text(now()).encode()))
                 message["headers"] = [*message.get("headers", []), *extra]
@@ -74,7 +83,8 @@ class XapiHeaders:
             version = headers.get(b"x-experience-api-version", b"").decode("latin-1").strip()
             if not _VERSIONS.match(version):
                 response = problem_response(400, "xapi-version", "requests name their xAPI version: "
-                                            "X-Experience-API-Version: 1.0.3 (1.0.x)", title="Invalid xAPI request")
+                                            "X-Experience-API-Version: 1.0.3 (1.0.x) or 2.0.0 (2.0.x)",
+                                            title="Invalid xAPI request")
                 await response(scope, receive, with_headers)
                 return
         await self.app(scope, receive, with_headers)
@@ -126,9 +136,10 @@ _ATTACH = """INSERT INTO hours_ledger.xapi_attachments (base_id, sha2, content_t
 
 async def _store(request: Request, principal: Principal, statements: list[Any],
                  data: dict[str, tuple[str, bytes]]) -> list[str]:
+    v2 = request.state.xapi_version == "2.0.0"
     for i, statement in enumerate(statements):
         try:
-            validation.statement(statement)
+            validation.statement(statement, v2=v2)
         except validation.StatementError as error:
             if len(statements) > 1:
                 error.path = f"{i}.{error.path}" if error.path else str(i)
@@ -309,7 +320,7 @@ def _http_date(value: dt.datetime) -> str:
 @router.head("/about", include_in_schema=False)
 @router.get("/about", summary="The xAPI versions this LRS speaks (no key needed)")
 async def about() -> Response:
-    return _json({"version": [VERSION]})
+    return _json({"version": list(VERSIONS)})
 
 
 # ---- the alternate request syntax (xAPI-Communication §1.3) -----------------------------------------
@@ -322,6 +333,8 @@ async def _alternate(request: Request) -> Response:
     """A request sent as a POST with `?method=` and its headers, parameters and content in a form body (for
     clients that can only POST). Only `method` is in the query string; the form's header fields override the
     request's headers; `content` is the body."""
+    if request.state.xapi_version == "2.0.0":  # xAPI 2.0 removed the alternate request syntax
+        raise XapiProblem("xAPI 2.0 has no alternate request syntax", rule="xapi-alternate-syntax", field="method")
     method = request.query_params["method"]
     if len(request.query_params) != 1 or method not in ("GET", "PUT", "POST"):
         raise XapiProblem("the alternate syntax puts only method (GET, PUT or POST) in the query string",

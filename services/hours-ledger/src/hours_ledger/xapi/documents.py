@@ -82,7 +82,8 @@ def _etag(content: bytes) -> str:
 
 
 def _preconditions(request: Request, kind: str, existing: Any) -> None:
-    if kind == "state":
+    state = kind == "state"
+    if state and request.state.xapi_version != "2.0.0":  # xAPI 1.0.3 asks preconditions of profiles only
         return
     if_match = request.headers.get("if-match")
     if_none = request.headers.get("if-none-match")
@@ -96,7 +97,9 @@ def _preconditions(request: Request, kind: str, existing: Any) -> None:
         if "*" in wanted or etag in wanted:
             raise PreconditionFailed("If-None-Match: the document exists")
     if request.method == "PUT" and if_match is None and if_none is None:
-        if existing is not None:
+        if existing is not None or state:
+            if state and existing is None:
+                return
             raise Conflict("the profile exists: send If-Match with the ETag you read, so that no one else's change "
                            "is lost", rule="xapi-concurrency")
         raise XapiProblem("a PUT of a profile says what it expects: If-None-Match: * to create it, If-Match to "
@@ -173,7 +176,7 @@ async def _delete(request: Request, kind: str) -> Response:
     base_id = principal.require_base()
     key = _key(kind, params, single=kind != "state")
     async with intake.transaction(request.app.state.engine) as conn:
-        if kind != "state":
+        if key["doc_id"]:
             existing = await conn.fetchrow(_FIND + " FOR UPDATE", base_id, kind, *key.values())
             _preconditions(request, kind, existing)
         await conn.execute(_DELETE, base_id, kind, *key.values())

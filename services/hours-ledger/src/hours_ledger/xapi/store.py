@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,10 @@ def facts(statement: dict[str, Any]) -> Facts:
         context = part.get("context") or {}
         for key in ("instructor", "team"):
             related_agents += list(_actors(context.get(key)))
+        for item in context.get("contextAgents") or []:  # xAPI 2.0
+            related_agents += list(_actors(item.get("agent")))
+        for item in context.get("contextGroups") or []:
+            related_agents += list(_actors(item.get("group")))
         related_activities += list(_context_activities(context))
     if kind == "SubStatement":
         related_agents += list(_actors(obj["actor"]))
@@ -137,11 +142,17 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+_HUNDREDTHS = re.compile(r"(\d+)(\.\d{1,2})?\d*S$")
+
+
 def same_statement(stored: dict[str, Any], sent: dict[str, Any]) -> bool:
     """Whether `sent` is the statement already stored (the properties the LRS sets aside; timestamps as instants)."""
     def core(statement: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in statement.items() if k not in LRS_SET}
         _arrays(body)
+        result = body.get("result")
+        if isinstance(result, dict) and isinstance(result.get("duration"), str):  # compared to 0.01 s (xAPI 2.0)
+            body["result"] = {**result, "duration": _HUNDREDTHS.sub(r"\1\2S", result["duration"])}
         return _comparable(body)  # type: ignore[no-any-return]
 
     same_time = True

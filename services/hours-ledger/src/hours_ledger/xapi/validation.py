@@ -9,6 +9,7 @@ The requirement ids of ADL's conformance suite (XAPI-000nn) are named next to th
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -38,6 +39,10 @@ _DURATION = re.compile(
     r"(?:T(?=\d)(?:\d+(?:[.,]\d+)?H)?(?:\d+(?:[.,]\d+)?M)?(?:\d+(?:[.,]\d+)?S)?)?)$")
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(Z|[+-]\d\d(?::?\d\d)?)?$")
 _VERSION = re.compile(r"^1\.0(\.\d+)?$")
+_VERSION_2 = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")
+# Whether the statement being checked was sent as xAPI 2.0 (its request's X-Experience-API-Version: 2.0.x):
+# 2.0 adds context agents and groups, and statements of version 2.0.x.
+_V2: contextvars.ContextVar[bool] = contextvars.ContextVar("xapi_v2", default=False)
 _MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
 
 # RFC 5646 language tags (the `langtag` production, private use, and the grandfathered tags), case-insensitive.
@@ -349,10 +354,34 @@ def result(value: Any, path: str) -> None:
 
 _CONTEXT_KEYS = frozenset({"registration", "instructor", "team", "contextActivities", "revision", "platform",
                            "language", "statement", "extensions"})
+_CONTEXT_KEYS_2 = _CONTEXT_KEYS | {"contextAgents", "contextGroups"}
+
+
+def _context_members(value: Any, path: str, kind: str, member: str) -> None:
+    """xAPI 2.0's contextAgents (kind contextAgent, an Agent) or contextGroups (contextGroup, a Group), each with
+    optional relevantTypes: a non-empty array of IRIs."""
+    if not isinstance(value, list):
+        raise _fail(path, "xapi-type", f"must be an array of {kind} objects")
+    for i, item in enumerate(value):
+        where = _join(path, i)
+        one = _object(item, where, {"objectType", member, "relevantTypes"}, ("objectType", member))
+        if one["objectType"] != kind:
+            raise _fail(_join(where, "objectType"), "xapi-object-type", f'the objectType is "{kind}"')
+        (agent if member == "agent" else group)(one[member], _join(where, member))
+        if "relevantTypes" in one:
+            types = one["relevantTypes"]
+            if not isinstance(types, list) or not types:
+                raise _fail(_join(where, "relevantTypes"), "xapi-type", "must be a non-empty array of IRIs")
+            for n, iri in enumerate(types):
+                _iri(iri, _join(_join(where, "relevantTypes"), n))
 
 
 def context(value: Any, path: str, object_kind: str) -> None:
-    ctx = _object(value, path, _CONTEXT_KEYS)
+    ctx = _object(value, path, _CONTEXT_KEYS_2 if _V2.get() else _CONTEXT_KEYS)
+    if "contextAgents" in ctx:
+        _context_members(ctx["contextAgents"], _join(path, "contextAgents"), "contextAgent", "agent")
+    if "contextGroups" in ctx:
+        _context_members(ctx["contextGroups"], _join(path, "contextGroups"), "contextGroup", "group")
     if "registration" in ctx:
         _uuid(ctx["registration"], _join(path, "registration"))
     if "instructor" in ctx:
@@ -422,8 +451,16 @@ def authority(value: Any, path: str) -> None:
         agent(value, path)
 
 
-def statement(value: Any, path: str = "", *, sub: bool = False) -> None:
-    """Raise StatementError for the first rule `value`, a statement (or, `sub`, a SubStatement), breaks."""
+def statement(value: Any, path: str = "", *, sub: bool = False, v2: bool | None = None) -> None:
+    """Raise StatementError for the first rule `value`, a statement (or, `sub`, a SubStatement), breaks. `v2`: the
+    statement was sent as xAPI 2.0."""
+    if v2 is not None:
+        token = _V2.set(v2)
+        try:
+            statement(value, path, sub=sub)
+        finally:
+            _V2.reset(token)
+        return
     stmt = _object(value, path, _SUBSTATEMENT_KEYS if sub else _STATEMENT_KEYS, ("actor", "verb", "object"))
     if sub and stmt.get("objectType") != "SubStatement":
         raise _fail(_join(path, "objectType"), "xapi-object-type", 'a SubStatement\'s objectType is "SubStatement"')
@@ -447,8 +484,9 @@ def statement(value: Any, path: str = "", *, sub: bool = False) -> None:
             raise _fail(_join(path, key), "xapi-timestamp", "must be an ISO 8601 date and time (2026-05-04T09:00:00Z)")
     if "authority" in stmt:
         authority(stmt["authority"], _join(path, "authority"))
-    if "version" in stmt and not (isinstance(stmt["version"], str) and _VERSION.match(stmt["version"])):
-        raise _fail(_join(path, "version"), "xapi-version", "must be 1.0 or 1.0.x")
+    versions = _VERSION_2 if _V2.get() else _VERSION
+    if "version" in stmt and not (isinstance(stmt["version"], str) and versions.match(stmt["version"])):
+        raise _fail(_join(path, "version"), "xapi-version", "must be 1.0.x" + (" or 2.0.x" if _V2.get() else ""))
     if "attachments" in stmt:
         attachments(stmt["attachments"], _join(path, "attachments"))
 
