@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.factories import approved_base, base_form, uscc
 
@@ -176,3 +177,32 @@ async def test_context_activities_come_back_as_arrays(ledger, base):
     related = (await ledger.get("/xapi/statements", params={"activity": parent["id"], "related_activities": "true"},
                                 headers=basic(base))).json()["statements"]
     assert [s["id"] for s in related] == [sid]
+
+
+async def test_staff_read_statements_in_their_scope_and_are_audited(ledger, catalog, base, fuzhou, admin, engine):
+    from tests.support.factories import make_staff
+
+    provincial = await approved_base(catalog, admin, base_form(unit_name="省级继续教育基地", uscc=uscc(779),
+                                                               level="provincial", region="350000",
+                                                               scope_region="350000"))
+    mine = (await ledger.post("/xapi/statements", json=stmt(), headers=basic(base))).json()[0]
+    theirs = (await ledger.post("/xapi/statements", json=stmt(), headers=basic(provincial))).json()[0]
+    bearer = {**V}
+
+    async def ids(actor) -> set[str]:
+        response = await ledger.get("/xapi/statements", headers={**bearer, **actor.headers})
+        assert response.status_code == 200, response.text
+        return {s["id"] for s in response.json()["statements"]}
+
+    assert await ids(admin) == {mine, theirs}
+    assert await ids(fuzhou) == {mine}  # a city's admin: the bases training in its region
+    assert (await ledger.get("/xapi/statements", params={"statementId": theirs},
+                             headers={**bearer, **fuzhou.headers})).status_code == 404
+    reviewer = await make_staff(engine, "authority_reviewer", authority="A02")
+    assert (await ledger.get("/xapi/statements", headers={**bearer, **reviewer.headers})).status_code == 403
+    assert (await ledger.post("/xapi/statements", json=stmt(), headers={**bearer, **admin.headers})).status_code == 403
+    async with engine.connect() as conn:
+        audited = (await conn.execute(sa.text(
+            "SELECT count(*) FROM iam.audit_events WHERE actor_id = :a AND target->>'resource' = 'xapi/statements'"),
+            {"a": admin.id})).scalar_one()
+    assert audited >= 1

@@ -22,8 +22,9 @@ from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import authenticate_digest
 from xueshi_shared.problems import Conflict, NotFound, Problem, problem_response
+from xueshi_shared.regions import within
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import authenticate
+from xueshi_shared.web import audit_in_own_transaction, authenticate
 
 from .. import intake
 from . import multipart, store, validation
@@ -90,12 +91,34 @@ class XapiHeaders:
         await self.app(scope, receive, with_headers)
 
 
-async def _principal(request: Request) -> Principal:
+async def _principal(request: Request, *, staff_reads: bool = False) -> Principal:
+    """The base behind the request (or, `staff_reads`, staff who may read statements too)."""
     async with request.app.state.sessions() as session:
         principal = await authenticate(request, lambda token_digest: authenticate_digest(session, token_digest),
                                        basic=True)
-    principal.require_base()
+    if not (staff_reads and principal.is_staff):
+        principal.require_base()
     return principal
+
+
+# Staff who read statements: the whole province's, or (a city's admin) those of the bases training in its region.
+READERS = ("province_admin", "auditor", "city_admin")
+_SCOPES = "SELECT id, scope_region FROM catalog.published_bases"
+
+
+async def _readable(request: Request, principal: Principal) -> list[uuid.UUID] | None:
+    """The bases whose statements the principal reads (None: every base). A staff read is audited."""
+    if not principal.is_staff:
+        return [principal.require_base()]
+    principal.require_staff(*READERS)
+    bases = None
+    if principal.role == "city_admin":
+        async with pooled(request.app.state.engine) as conn:
+            bases = [r["id"] for r in await conn.fetch(_SCOPES)
+                     if principal.region and within(r["scope_region"], principal.region)]
+    request.state.audit_target = {"resource": "xapi/statements"}
+    await audit_in_own_transaction(request, principal, "succeeded", 200)
+    return bases
 
 
 def _authority(request: Request, principal: Principal) -> dict[str, Any]:
@@ -253,8 +276,8 @@ def _formatted(statement: dict[str, Any], fmt: str, request: Request) -> dict[st
 @router.get("/statements", summary="A statement by id, or the statements a query finds")
 async def get_statements(request: Request) -> Response:
     params = _only(request, _GET)
-    principal = await _principal(request)
-    base_id = principal.require_base()
+    principal = await _principal(request, staff_reads=True)
+    bases = await _readable(request, principal)
     fmt = params.get("format", "exact")
     if fmt not in ("exact", "ids", "canonical"):
         raise XapiProblem("format is ids, exact or canonical", rule="xapi-parameter", field="format")
@@ -268,12 +291,12 @@ async def get_statements(request: Request) -> Response:
         if not validation.is_uuid(params[single[0]]):
             raise XapiProblem(f"{single[0]} is a UUID", rule="xapi-parameter", field=single[0])
         async with pooled(request.app.state.engine) as conn:
-            found = await store.one(conn, base_id, uuid.UUID(params[single[0]]), voided=single[0] == "voidedStatementId")
+            found = await store.one(conn, bases, uuid.UUID(params[single[0]]), voided=single[0] == "voidedStatementId")
         if found is None:
             raise NotFound("no statement of this base has that id (or, for statementId, it is voided)",
                            rule="not-found")
         statement, stored = found
-        return await _answer(request, base_id, _formatted(statement, fmt, request), [statement], with_data,
+        return await _answer(request, bases, _formatted(statement, fmt, request), [statement], with_data,
                              {"Last-Modified": _http_date(stored)})
     if "more" in params:
         if len(params) > 1:
@@ -291,24 +314,24 @@ async def get_statements(request: Request) -> Response:
     else:
         q = _query(params)
     async with pooled(request.app.state.engine) as conn:
-        statements, last = await store.query(conn, base_id, q)
+        statements, last = await store.query(conn, bases, q)
     more = "" if last is None else f"{request.url.path}?more={store.cursor(params, last)}"
     result = {"statements": [_formatted(s, fmt, request) for s in statements], "more": more}
-    return await _answer(request, base_id, result, statements, with_data, {})
+    return await _answer(request, bases, result, statements, with_data, {})
 
 
-_DATA = """SELECT sha2, content_type, content FROM hours_ledger.xapi_attachments
-           WHERE base_id = $1 AND sha2 = ANY($2::text[]) ORDER BY sha2"""
+_DATA = """SELECT DISTINCT ON (sha2) sha2, content_type, content FROM hours_ledger.xapi_attachments
+           WHERE ($1::uuid[] IS NULL OR base_id = ANY($1::uuid[])) AND sha2 = ANY($2::text[]) ORDER BY sha2"""
 
 
-async def _answer(request: Request, base_id: uuid.UUID, document: Any, statements: list[dict[str, Any]],
+async def _answer(request: Request, bases: list[uuid.UUID] | None, document: Any, statements: list[dict[str, Any]],
                   with_data: bool, headers: dict[str, str]) -> Response:
     """JSON, or (attachments=true) multipart/mixed with the data of the statements' attachments."""
     if not with_data:
         return _json(document, headers=headers)
     hashes = sorted({a["sha2"] for s in statements for a in multipart.attachments_of([s])})
     async with pooled(request.app.state.engine) as conn:
-        rows = await conn.fetch(_DATA, base_id, hashes) if hashes else []
+        rows = await conn.fetch(_DATA, bases, hashes) if hashes else []
     body, media = multipart.response(document, [(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows])
     return Response(body, media_type=None, headers={**headers, "Content-Type": media})
 

@@ -251,7 +251,7 @@ async def activities(request: Request) -> Response:
 @router.get("/agents", summary="The Person an agent identifier stands for")
 async def agents(request: Request) -> Response:
     params = _only(request, {"agent"})
-    await _principal(request)
+    (await _principal(request)).require_base()
     try:
         agent = validation.agent_parameter(orjson.loads(params.get("agent", "")))
     except (orjson.JSONDecodeError, validation.StatementError):

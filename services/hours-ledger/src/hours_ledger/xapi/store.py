@@ -302,14 +302,16 @@ async def store(conn: asyncpg.Connection, base_id: uuid.UUID, statements: list[d
     return ids
 
 
-_ONE = """SELECT statement, voided, stored FROM hours_ledger.xapi_statements WHERE base_id = $1 AND id = $2"""
+_ONE = """SELECT statement, voided, stored FROM hours_ledger.xapi_statements
+          WHERE ($1::uuid[] IS NULL OR base_id = ANY($1::uuid[])) AND id = $2 AND voided = $3 ORDER BY seq LIMIT 1"""
 
 
-async def one(conn: asyncpg.Connection, base_id: uuid.UUID, statement_id: uuid.UUID, *, voided: bool
+async def one(conn: asyncpg.Connection, bases: list[uuid.UUID] | None, statement_id: uuid.UUID, *, voided: bool
               ) -> tuple[dict[str, Any], dt.datetime] | None:
-    """The statement with that id (`voided`: only if it is voided; otherwise only if it is not)."""
-    row = await conn.fetchrow(_ONE, base_id, statement_id)
-    if row is None or row["voided"] != voided:
+    """The statement with that id among the bases' (None: every base's); `voided`: only if it is voided, otherwise
+    only if it is not."""
+    row = await conn.fetchrow(_ONE, bases, statement_id, voided)
+    if row is None:
         return None
     statement = row["statement"]
     return (orjson.loads(statement) if isinstance(statement, str) else statement), row["stored"]
@@ -354,14 +356,15 @@ def _matches(alias: str, q: Query, args: list[Any]) -> str:
     return " AND ".join(clauses) or "true"
 
 
-async def query(conn: asyncpg.Connection, base_id: uuid.UUID, q: Query) -> tuple[list[dict[str, Any]], int | None]:
+async def query(conn: asyncpg.Connection, bases: list[uuid.UUID] | None, q: Query
+                ) -> tuple[list[dict[str, Any]], int | None]:
     """The statements matching `q` (never voided ones), a statement referring to another matching by its target's
     properties too (xAPI-Communication §2.1.3, "filter conditions for StatementRefs"); the last seq if more
     remain."""
-    args: list[Any] = [base_id]
+    args: list[Any] = [bases]
     own = _matches("s", q, args)
     target = _matches("t", q, args)
-    where = ["s.base_id = $1", "NOT s.voided",
+    where = ["($1::uuid[] IS NULL OR s.base_id = ANY($1::uuid[]))", "NOT s.voided",
              f"(({own}) OR (s.object_ref IS NOT NULL AND EXISTS (SELECT 1 FROM hours_ledger.xapi_statements t "
              f"WHERE t.base_id = s.base_id AND t.id = s.object_ref AND {target})))" if own != "true" else "true"]
     if q.since is not None:
