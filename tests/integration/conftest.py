@@ -8,7 +8,7 @@ from catalog.app import create_app as create_catalog
 from hours_ledger.app import create_app as create_ledger
 from verification.app import create_app as create_verification
 
-from tests.support.factories import Actor, make_staff
+from tests.support.factories import Actor, approved_base, make_staff
 from tests.support.http import running
 
 
@@ -28,6 +28,18 @@ async def ledger(settings) -> AsyncIterator[httpx.AsyncClient]:
 async def verification(settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_verification(settings)) as client:
         yield client
+
+
+@pytest.fixture
+async def fuzhou(engine) -> Actor:
+    """Fuzhou's HR bureau (city_admin of 350100)."""
+    return await make_staff(engine, "city_admin", region="350100")
+
+
+@pytest.fixture
+async def base(catalog, fuzhou):
+    """A municipal base of Fuzhou, registered and approved through the catalog's API."""
+    return await approved_base(catalog, fuzhou)
 
 
 @pytest.fixture

@@ -9,11 +9,6 @@ from tests.support.http import assert_problem, bearer
 
 
 @pytest.fixture
-async def fuzhou(engine):
-    return await make_staff(engine, "city_admin", region="350100")
-
-
-@pytest.fixture
 async def xiamen(engine):
     return await make_staff(engine, "city_admin", region="350200")
 

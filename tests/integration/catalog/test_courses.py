@@ -14,16 +14,6 @@ REVIEW = {"decision": "approved", "reviewers": ["张教授", "李研究员"],
           "checks": {"wording": True, "policy": True, "ideology": True}}
 
 
-@pytest.fixture
-async def fuzhou(engine):
-    return await make_staff(engine, "city_admin", region="350100")
-
-
-@pytest.fixture
-async def base(catalog, fuzhou):
-    return await approved_base(catalog, fuzhou)
-
-
 async def test_a_course_goes_live_only_after_an_expert_review(catalog, base, fuzhou):
     submitted = await catalog.post("/v1/courses", json=course_form(), headers=base.headers)
     assert submitted.status_code == 201, submitted.text

@@ -3,18 +3,8 @@ from __future__ import annotations
 import pytest
 from hours_ledger.app import create_app as create_ledger
 
-from tests.support.factories import approved_base, approved_course, make_staff
+from tests.support.factories import approved_course
 from tests.support.servers import serving
-
-
-@pytest.fixture
-async def fuzhou(engine):
-    return await make_staff(engine, "city_admin", region="350100")
-
-
-@pytest.fixture
-async def base(catalog, fuzhou):
-    return await approved_base(catalog, fuzhou)
 
 
 @pytest.fixture

@@ -2,17 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.factories import approved_base, approved_course, make_staff
-
-
-@pytest.fixture
-async def fuzhou(engine):
-    return await make_staff(engine, "city_admin", region="350100")
-
-
-@pytest.fixture
-async def base(catalog, fuzhou):
-    return await approved_base(catalog, fuzhou)
+from tests.support.factories import approved_course
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from verification.service import ensure_stamps
 from xueshi_shared.pii import derive_key, load_master
 
 from tests.conftest import TEST_PII_KEY
-from tests.support.factories import approved_base, approved_course, make_staff, online_sitting, record_body, ric
+from tests.support.factories import approved_base, approved_course, online_sitting, record_body, ric
 
 
 @pytest.fixture(scope="session")
@@ -16,11 +16,6 @@ async def stamps(engine) -> None:
     secret = derive_key(load_master(TEST_PII_KEY, None), STAMP_KEY_PURPOSE)  # type: ignore[arg-type]
     async with AsyncSession(engine) as s, s.begin():
         await ensure_stamps(s, secret)
-
-
-@pytest.fixture
-async def fuzhou(engine):
-    return await make_staff(engine, "city_admin", region="350100")
 
 
 @pytest.fixture

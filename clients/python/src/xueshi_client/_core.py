@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import random
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from .errors import ProblemError, problem_error
+from .errors import ProblemError, TransportError, problem_error
 from .models import BatchItem, RecordIn
 
 M = TypeVar("M", bound=BaseModel)
@@ -113,6 +113,45 @@ def item_retry_after(item: BatchItem) -> float | None:
         return None
 
 
-def batches(items: list[Any], size: int) -> list[list[int]]:
-    """Indexes of `items` in order, `size` at a time."""
-    return [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
+def wait_for(policy: RetryPolicy, attempt: int, method: str, path: str, outcome: httpx.Response | Exception
+             ) -> float | None:
+    """How long to wait before trying a call again, or None: the answer stands (a response) or the error is
+    raised (TransportError). `attempt` (0-based) just ended with `outcome`."""
+    if isinstance(outcome, Exception):
+        wait = policy.delay(attempt, None)
+        if wait is None:
+            raise TransportError(f"{method} {path}: {type(outcome).__name__}: {outcome}") from outcome
+        return wait
+    if outcome.status_code not in RETRY_STATUSES:
+        return None
+    return policy.delay(attempt, retry_after(outcome))
+
+
+def push_many(records: Sequence[RecordIn | Mapping[str, Any]], batch_size: int, policy: RetryPolicy
+              ) -> Generator[dict[str, Any] | float, httpx.Response | None, list[BatchItem]]:
+    """What `push_many` does, for both clients: it yields a batch's body to POST (and is sent the response) or
+    seconds to wait, and returns each record's answer, in order. Records the ledger was busy for (503 within a
+    batch) go again in a batch of their own, after a backoff."""
+    bodies = [record_json(r) for r in records]
+    size = max(1, min(batch_size, MAX_BATCH))
+    answers: list[BatchItem | None] = [None] * len(bodies)
+    for start in range(0, len(bodies), size):
+        pending, attempt = list(range(start, min(start + size, len(bodies)))), 0
+        while pending:
+            response = yield {"records": [bodies[i] for i in pending]}
+            assert response is not None
+            again: list[int] = []
+            told: list[float] = []
+            for i, item in zip(pending, batch_items(response), strict=True):
+                answers[i] = item.model_copy(update={"index": i})
+                if retry_item(item):
+                    again.append(i)
+                    after = item_retry_after(item)
+                    if after is not None:
+                        told.append(after)
+            wait = policy.delay(attempt, max(told) if told else None) if again else None
+            if wait is None:
+                break
+            yield wait
+            pending, attempt = again, attempt + 1
+    return answers  # type: ignore[return-value]

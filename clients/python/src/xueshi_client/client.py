@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 
 from . import _core
-from ._core import MAX_BATCH, RETRY_ERRORS, RETRY_STATUSES, RetryPolicy
-from .errors import TransportError
+from ._core import MAX_BATCH, RETRY_ERRORS, RetryPolicy
 from .models import (
     BatchItem,
     PersonCheckIn,
@@ -84,18 +83,15 @@ class Client:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         attempt = 0
         while True:
+            outcome: httpx.Response | Exception
             try:
-                response = self._http.request(method, path, **kwargs)
+                outcome = self._http.request(method, path, **kwargs)
             except RETRY_ERRORS as exc:
-                wait = self.retry.delay(attempt, None)
-                if wait is None:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                wait = self.retry.delay(attempt, _core.retry_after(response))
-                if wait is None:
-                    return response
+                outcome = exc
+            wait = _core.wait_for(self.retry, attempt, method, path, outcome)
+            if wait is None:
+                assert isinstance(outcome, httpx.Response)
+                return outcome
             time.sleep(wait)
             attempt += 1
 
@@ -109,29 +105,18 @@ class Client:
         """Push records in batches of at most `batch_size` (the ledger's limit, 1,000), in order; each gets its
         own answer (`status`, `result` or `problem`), as if pushed one by one. Records the ledger was too busy
         for (503 within a batch) are sent again, with backoff."""
-        size = max(1, min(batch_size, MAX_BATCH))
-        bodies = [_core.record_json(r) for r in records]
-        answers: list[BatchItem | None] = [None] * len(bodies)
-        for part in _core.batches(bodies, size):
-            pending, attempt = part, 0
-            while pending:
-                items = _core.batch_items(self._send("POST", "/v1/records/batch",
-                                                     json={"records": [bodies[i] for i in pending]}))
-                again: list[int] = []
-                told: list[float] = []
-                for i, item in zip(pending, items, strict=True):
-                    answers[i] = item.model_copy(update={"index": i})
-                    if _core.retry_item(item):
-                        again.append(i)
-                        after = _core.item_retry_after(item)
-                        if after is not None:
-                            told.append(after)
-                wait = self.retry.delay(attempt, max(told) if told else None) if again else None
-                if wait is None:
-                    break
-                time.sleep(wait)
-                pending, attempt = again, attempt + 1
-        return answers  # type: ignore[return-value]
+        steps = _core.push_many(records, batch_size, self.retry)
+        reply: httpx.Response | None = None
+        try:
+            while True:
+                step = steps.send(reply)
+                if isinstance(step, float):
+                    time.sleep(step)
+                    reply = None
+                else:
+                    reply = self._send("POST", "/v1/records/batch", json=step)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def record(self, record_id: uuid.UUID | str) -> RecordView:
         """A record's result, and whether it was reversed (when, why)."""
@@ -208,18 +193,15 @@ class AsyncClient:
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         attempt = 0
         while True:
+            outcome: httpx.Response | Exception
             try:
-                response = await self._http.request(method, path, **kwargs)
+                outcome = await self._http.request(method, path, **kwargs)
             except RETRY_ERRORS as exc:
-                wait = self.retry.delay(attempt, None)
-                if wait is None:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                wait = self.retry.delay(attempt, _core.retry_after(response))
-                if wait is None:
-                    return response
+                outcome = exc
+            wait = _core.wait_for(self.retry, attempt, method, path, outcome)
+            if wait is None:
+                assert isinstance(outcome, httpx.Response)
+                return outcome
             await asyncio.sleep(wait)
             attempt += 1
 
@@ -227,29 +209,18 @@ class AsyncClient:
         return _pushed(await self._send("POST", "/v1/records", json=_core.record_json(record)))
 
     async def push_many(self, records: Sequence[Record], *, batch_size: int = MAX_BATCH) -> list[BatchItem]:
-        size = max(1, min(batch_size, MAX_BATCH))
-        bodies = [_core.record_json(r) for r in records]
-        answers: list[BatchItem | None] = [None] * len(bodies)
-        for part in _core.batches(bodies, size):
-            pending, attempt = part, 0
-            while pending:
-                items = _core.batch_items(await self._send("POST", "/v1/records/batch",
-                                                           json={"records": [bodies[i] for i in pending]}))
-                again: list[int] = []
-                told: list[float] = []
-                for i, item in zip(pending, items, strict=True):
-                    answers[i] = item.model_copy(update={"index": i})
-                    if _core.retry_item(item):
-                        again.append(i)
-                        after = _core.item_retry_after(item)
-                        if after is not None:
-                            told.append(after)
-                wait = self.retry.delay(attempt, max(told) if told else None) if again else None
-                if wait is None:
-                    break
-                await asyncio.sleep(wait)
-                pending, attempt = again, attempt + 1
-        return answers  # type: ignore[return-value]
+        steps = _core.push_many(records, batch_size, self.retry)
+        reply: httpx.Response | None = None
+        try:
+            while True:
+                step = steps.send(reply)
+                if isinstance(step, float):
+                    await asyncio.sleep(step)
+                    reply = None
+                else:
+                    reply = await self._send("POST", "/v1/records/batch", json=step)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def record(self, record_id: uuid.UUID | str) -> RecordView:
         return _core.model(await self._send("GET", f"/v1/records/{record_id}"), RecordView)

@@ -372,25 +372,24 @@ def parse_time(text: str) -> dt.datetime:
 _LARGEST = Decimal(10) ** 9  # larger numbers are no count of anything a roster holds
 
 
-def parse_int(text: str) -> int:
+def _whole(text: str, scale: int, what: str) -> int:
+    """`text` × `scale` as a whole number, bounded, or CellError naming `what` it should be."""
     try:
-        number = Decimal(text)
+        number = Decimal(text) * scale
     except InvalidOperation:
         number = Decimal("NaN")
     if not number.is_finite() or abs(number) >= _LARGEST or number != number.to_integral_value():
-        raise CellError("roster-number", f"{text!r} is not a whole number")
+        raise CellError("roster-number", f"{text!r} is not {what}")
     return int(number)
+
+
+def parse_int(text: str) -> int:
+    return _whole(text, 1, "a whole number")
 
 
 def parse_minutes(text: str) -> int:
     """Minutes as seconds: 150 -> 9000, 12.5 -> 750; a fraction of a second is refused."""
-    try:
-        seconds = Decimal(text) * 60
-    except InvalidOperation:
-        seconds = Decimal("NaN")
-    if not seconds.is_finite() or abs(seconds) >= _LARGEST or seconds != seconds.to_integral_value():
-        raise CellError("roster-number", f"{text!r} is not a number of minutes in whole seconds")
-    return int(seconds)
+    return _whole(text, 60, "a number of minutes in whole seconds")
 
 
 def parse_bool(text: str) -> bool:
