@@ -27,9 +27,10 @@ MUTABLE_TABLES = [
     "hours_ledger.seminar_trainees", "hours_ledger.name_changes", "hours_ledger.records", "hours_ledger.record_keys",
     "hours_ledger.people", "hours_ledger.person_keys", "hours_ledger.rosters", "hours_ledger.roster_rows",
     "hours_ledger.xapi_statements", "hours_ledger.xapi_documents", "hours_ledger.xapi_attachments",
+    "hours_ledger.xapi_registrations",
     "verification.proofs", "verification.status_lists", "verification.holder_checks",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
-    "catalog.course_reviews", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
+    "catalog.course_reviews", "catalog.course_activities", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 
 

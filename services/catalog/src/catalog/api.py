@@ -169,6 +169,16 @@ async def get_course(course_id: uuid.UUID, principal: CurrentPrincipal, session:
     return await service.get_course(session, principal, course_id)
 
 
+@router.put("/v1/courses/{course_id}/xapi-activity-ids", response_model=schemas.CourseOut, tags=["courses"],
+            responses=_problems, summary=(
+                "Set the course's cmi5 activity ids (its AUs' ids; its base's key): the base's xAPI statements "
+                "about them are read as study of this course"))
+async def set_xapi_activity_ids(course_id: uuid.UUID, body: schemas.XapiActivitiesIn, principal: CurrentPrincipal,
+                                session: DbSession) -> dict:
+    course = await service.set_course_activities(session, principal, course_id, body.xapi_activity_ids)
+    return await service.course_out(session, course)
+
+
 @router.post("/v1/courses/{course_id}/review", response_model=schemas.CourseOut, tags=["courses"],
              responses=_problems, summary="Record the expert review (专家评审) and its decision")
 async def review_course(course_id: uuid.UUID, body: schemas.ReviewIn, principal: CurrentPrincipal,

@@ -187,6 +187,19 @@ class Course(Base):
     )
 
 
+class CourseActivity(Base):
+    """A cmi5 activity id (an AU's id) of a course: statements of its base about it are study of that course."""
+
+    __tablename__ = "course_activities"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), sa.ForeignKey("bases.id", name="course_activities_base"),
+                                               primary_key=True)
+    activity_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("courses.id", name="course_activities_course"))
+    position: Mapped[int] = mapped_column(sa.SmallInteger)
+    __table_args__ = (sa.Index("course_activities_course", "course_id"),)
+
+
 class CourseReview(Base):
     """Expert review (专家评审): who reviewed, the three checks, the decision."""
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, field_validator
 from pydantic_core import PydanticCustomError
 from xueshi_shared.schemas import StrictModel, Uscc
 
@@ -231,6 +232,23 @@ class StandingOut(BaseModel):
 
 # ---- courses ------------------------------------------------------------------------------------
 
+XAPI_ACTIVITY_IDS = (
+    "The activity ids of the course's cmi5 assignable units (AUs), as its course structure (cmi5.xml) names them: "
+    "a base's xAPI statements whose object is one of them are read as cmi5 study of this course (README, the xAPI "
+    "door). An id names one course of its base; online, live and mixed courses only; at most 100.")
+
+
+def _activity_iri(value: str) -> str:
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$", value):
+        raise PydanticCustomError("xapi-activity-id", "an activity id is an IRI (https://example.cn/au/1)")
+    return value
+
+
+XapiActivityIds = Annotated[
+    list[Annotated[str, Field(min_length=3, max_length=2048), AfterValidator(_activity_iri)]],
+    Field(max_length=100)]
+
+
 class CourseIn(StrictModel):
     code: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
     title: Text
@@ -243,6 +261,11 @@ class CourseIn(StrictModel):
     hours: Annotated[int, Field(ge=1, le=200)]
     mode: Mode
     exam_questions: Annotated[int, Field(ge=0, le=1000)] = 0
+    xapi_activity_ids: XapiActivityIds = Field(default_factory=list, description=XAPI_ACTIVITY_IDS)
+
+
+class XapiActivitiesIn(StrictModel):
+    xapi_activity_ids: XapiActivityIds = Field(description=XAPI_ACTIVITY_IDS)
 
 
 class ReviewChecksIn(StrictModel):
@@ -290,6 +313,7 @@ class CourseOut(BaseModel):
         "The first day its sittings count: the approving review's day (a seminar's course: its first day)."))
     seminar_id: uuid.UUID | None = Field(description="A seminar's attendance course: records come by its upload.")
     review: ReviewOut | None
+    xapi_activity_ids: list[str] = Field(default_factory=list, description=XAPI_ACTIVITY_IDS)
 
 
 class CourseCreated(BaseModel):

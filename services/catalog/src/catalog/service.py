@@ -28,6 +28,7 @@ from .models import (
     Authority,
     BaseDecision,
     Course,
+    CourseActivity,
     CourseReview,
     Delegation,
     Field,
@@ -470,7 +471,47 @@ async def submit_course(db: AsyncSession, principal: Principal, body: schemas.Co
     except IntegrityError:
         raise Conflict(f"this base already has a course with code {body.code!r}", rule="course-code-taken",
                        field="code") from None
+    if body.xapi_activity_ids:
+        await _set_activities(db, course, body.xapi_activity_ids)
     await db.refresh(course)
+    return course
+
+
+async def _set_activities(db: AsyncSession, course: Course, activity_ids: list[str]) -> None:
+    """The course's cmi5 activity ids, replaced (each names one course of its base: 409 when another has it)."""
+    if activity_ids and (course.mode == "offline" or course.seminar_id is not None):
+        raise InvalidInput("only an online, live or mixed course (not a seminar's) is studied through cmi5",
+                           rule="xapi-course-mode", field="xapi_activity_ids")
+    repeated = sorted({a for a in activity_ids if activity_ids.count(a) > 1})
+    if repeated:
+        raise InvalidInput(f"{repeated[0]!r} is listed twice", rule="xapi-activity-id-repeated",
+                           field="xapi_activity_ids")
+    taken = await db.scalar(sa.select(CourseActivity.activity_id).where(
+        CourseActivity.base_id == course.base_id, CourseActivity.activity_id.in_(activity_ids),
+        CourseActivity.course_id != course.id).limit(1))
+    if taken is not None:
+        raise Conflict(f"{taken!r} is an activity id of another course of this base", rule="xapi-activity-id-taken",
+                       field="xapi_activity_ids")
+    await db.execute(sa.delete(CourseActivity).where(CourseActivity.course_id == course.id))
+    if activity_ids:
+        try:
+            async with db.begin_nested():
+                await db.execute(sa.insert(CourseActivity), [
+                    {"base_id": course.base_id, "activity_id": a, "course_id": course.id, "position": i}
+                    for i, a in enumerate(activity_ids)])
+        except IntegrityError:  # another course took one of them meanwhile
+            raise Conflict("an activity id was just given to another course of this base",
+                           rule="xapi-activity-id-taken", field="xapi_activity_ids") from None
+
+
+async def set_course_activities(db: AsyncSession, principal: Principal, course_id: uuid.UUID,
+                                activity_ids: list[str]) -> Course:
+    course = await _course(db, course_id, lock=True)
+    if principal.require_base() != course.base_id:
+        raise Forbidden("a base sets the activity ids of its own courses only", rule="other-base")
+    if course.status not in ("pending_review", "approved"):
+        raise Conflict(f"the course is {course.status}", rule="course-not-editable")
+    await _set_activities(db, course, activity_ids)
     return course
 
 
@@ -541,6 +582,8 @@ async def course_out(db: AsyncSession, course: Course) -> dict[str, Any]:
         "hours": course.hours, "mode": course.mode, "exam_questions": course.exam_questions,
         "status": course.status, "submitted_at": course.submitted_at, "withdrawn_at": course.withdrawn_at,
         "withdrawal_reason": course.withdrawal_reason, "live_from": course.live_from, "seminar_id": course.seminar_id,
+        "xapi_activity_ids": list((await db.scalars(sa.select(CourseActivity.activity_id).where(
+            CourseActivity.course_id == course.id).order_by(CourseActivity.position))).all()),
         "review": None if review is None else {
             "decision": review.decision, "reviewers": review.reviewers, "comment": review.comment,
             "checks": {"wording": review.wording, "policy": review.policy, "ideology": review.ideology},

@@ -18,6 +18,7 @@ from xueshi_shared.web import CurrentPrincipal, DbSession, LeanRoute, OrjsonRout
 
 from . import intake, rosters, schemas, seminars, service, sheets
 from .pushing import PushingBase
+from .xapi import registrations
 
 router = APIRouter(tags=["ledger"], route_class=OrjsonRoute)
 # The single push, the hottest route: handled by LeanRoute (web.py) and matched first (app.py's hot_routers).
@@ -47,6 +48,30 @@ async def push_record(body: schemas.RecordIn, request: Request, principal: Pushi
     # FastAPI's response model would validate and dump it again (profiled: 4% of a push's service time).
     return Response(orjson.dumps(outcome.result.json(), default=_uuid_text), status_code=outcome.status,
                     media_type="application/json")
+
+
+@router.get("/v1/records", response_model=schemas.RegistrationOutcome, tags=["xapi"], responses={
+    404: {"model": ProblemDocument, "description": "No such registration of this base"}},
+    summary="What became of a cmi5 registration (its base's key): its record, sessions, exam and the rules broken")
+async def registration_outcome(registration: Annotated[uuid.UUID, Query(description=(
+        "A cmi5 registration this base enrolled (PUT /v1/registrations/{registration})."))],
+        request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    state = request.app.state
+    return await registrations.outcome(state.engine, state.pii_keys, state.cmi5_extensions, principal, registration)
+
+
+@router.put("/v1/registrations/{registration}", status_code=201, response_model=schemas.RegistrationOut,
+            tags=["xapi"], responses={
+                200: {"model": schemas.RegistrationOut, "description": "The same enrolment again"},
+                409: {"model": ProblemDocument, "description": "The registration is enrolled otherwise"}},
+            summary="Enrol a learner in a cmi5 course under a registration id, before the first launch (a base's key)")
+async def enrol(registration: uuid.UUID, body: schemas.RegistrationIn, request: Request,
+                principal: CurrentPrincipal, response: Response) -> dict[str, Any]:
+    state = request.app.state
+    status, out = await registrations.enrol(state.engine, state.pii_keys, state.cmi5_extensions, principal,
+                                            registration, body)
+    response.status_code = status
+    return out
 
 
 @router.post("/v1/records/batch", response_model=schemas.BatchOut, summary=(

@@ -16,8 +16,12 @@ from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 from .pushing import KnownTokens
-from .xapi import documents  # noqa: F401  (its routes join the xAPI router)
+from .xapi import (
+    cmi5,
+    documents,  # noqa: F401  (its routes join the xAPI router)
+)
 from .xapi.api import XapiHeaders
+from .xapi.api import home as xapi_home
 from .xapi.api import router as xapi_router
 
 
@@ -41,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
+    app.state.cmi5_extensions = cmi5.Extensions.under(xapi_home(settings))  # Xueshi's extension IRIs
     app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
     # Outermost: its headers reach every answer under /xapi/, the middlewares' own too.
     app.add_middleware(XapiHeaders, default=settings.xapi_default_version)

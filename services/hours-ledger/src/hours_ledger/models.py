@@ -247,7 +247,9 @@ class XapiStatement(Base):
     the verb, the voided target, the object's activity or statement, the registration, the agents' identifiers."""
 
     __tablename__ = "xapi_statements"
-    __table_args__ = (sa.Index("xapi_statements_order", "base_id", "seq"),)
+    __table_args__ = (sa.Index("xapi_statements_order", "base_id", "seq"),
+                      sa.Index("xapi_statements_registration", "base_id", "registration",
+                               postgresql_where=sa.text("registration IS NOT NULL")))
     base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True))
@@ -288,3 +290,26 @@ class XapiAttachment(Base):
     sha2: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     content_type: Mapped[str] = mapped_column(sa.Text)
     content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class XapiRegistration(Base):
+    """A cmi5 registration a base enrolled: its course, its learner (the agent, and the person as a record names
+    them, the ID number encrypted) and what became of it (pending, recorded: the record, refused: the problem)."""
+
+    __tablename__ = "xapi_registrations"
+    __table_args__ = (sa.CheckConstraint("state IN ('pending', 'recorded', 'refused')", name="xapi_registrations_state"),)
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    registration: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    actor: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    learner: Mapped[str] = mapped_column(sa.Text)
+    id_type: Mapped[str] = mapped_column(sa.String(16))
+    id_number_enc: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    name: Mapped[str] = mapped_column(sa.Text)
+    unit: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(sa.String(16), server_default="pending")
+    record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))

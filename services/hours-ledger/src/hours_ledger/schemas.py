@@ -327,3 +327,80 @@ class RosterView(BaseModel):
     finished_at: dt.datetime | None
     rows: list[RosterRowOut] = Field(description="Answered rows in sheet order, after `after_row`, at most `limit`.")
     next_after_row: int | None = Field(description="Pass as `after_row` for the next rows; null: no more.")
+
+
+# ---- cmi5 registrations (the xAPI door) ----------------------------------------------------------------
+
+class RegistrationIn(StrictModel):
+    """A base enrols a learner in a course under a cmi5 registration, before the first launch: who the xAPI agent
+    is, as a record names the person. The ID number stays in the ledger, encrypted; statements never carry it."""
+
+    course_id: uuid.UUID = Field(description="A course of this base with `xapi_activity_ids` (its AUs).")
+    actor: dict[str, Any] = Field(description=(
+        "The learner as the statements' actor names them: an xAPI Agent with an `account` (cmi5 §9.2), e.g. "
+        '{"objectType": "Agent", "account": {"homePage": "https://lms.example.cn", "name": "u-1001"}}.'))
+    id_type: IdType
+    id_number: Annotated[str, Field(min_length=5, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    unit: Unit
+
+
+class RegistrationOut(BaseModel):
+    registration: uuid.UUID
+    course_id: uuid.UUID
+    actor: dict[str, Any]
+    id_type: str
+    id_number: str = Field(description="Masked, e.g. 350102********123X.")
+    name: str
+    unit: dict[str, str]
+    created_at: dt.datetime
+
+
+class Cmi5Unit(BaseModel):
+    au: str
+    move_on: str = Field(description="From the AU's LMS.LaunchData document, else its launched statement, else "
+                                     "CompletedAndPassed.")
+    completed: bool
+    passed: bool
+    waived: bool
+    satisfied: bool
+
+
+class Cmi5Session(BaseModel):
+    au: str
+    session_id: str
+    launch_mode: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    ended_by: Literal["terminated", "abandoned"] | None
+    media_seconds: int | None
+    identity_checks: IdentityChecks | None
+    waived: bool
+    sitting: bool = Field(description="Whether it was pushed as a sitting (ended, initialized, launched Normal).")
+    statements: list[str] = Field(description="The ids of the statements read for it.")
+
+
+class Cmi5Violation(BaseModel):
+    statement_id: str
+    rule: str = Field(description="cmi5-<section>-<rule> (README, the xAPI door): the statement is kept, not credited.")
+    detail: str
+
+
+class RegistrationOutcome(BaseModel):
+    """What became of a cmi5 registration: `pending` (why: `pending_reason`), `recorded` (the record: the same
+    answer as any door's), or `refused` (the problem the ledger answered: the record was not written)."""
+
+    registration: uuid.UUID
+    course_id: uuid.UUID
+    external_id: str = Field(description="The record's external id: cmi5:<registration>.")
+    state: Literal["pending", "recorded", "refused"]
+    pending_reason: str | None
+    record: RecordView | None
+    problem: dict[str, Any] | None
+    units: list[Cmi5Unit]
+    sessions: list[Cmi5Session]
+    exam: ExamIn | None
+    violations: list[Cmi5Violation]
+    statements: list[str] = Field(description=(
+        "Every statement of the registration about the course's AUs, in the order stored "
+        "(GET /xapi/statements?registration=… gives them)."))

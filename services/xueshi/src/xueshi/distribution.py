@@ -64,10 +64,12 @@ PLACEMENTS: dict[str, Placement] = {
     "hours_ledger.xapi_statements": Placement("distributed", "base_id", "base"),
     "hours_ledger.xapi_documents": Placement("distributed", "base_id", "base"),
     "hours_ledger.xapi_attachments": Placement("distributed", "base_id", "base"),
+    "hours_ledger.xapi_registrations": Placement("distributed", "base_id", "base"),
     # the catalog: reference data of every request
     **{f"catalog.{t}": REFERENCE for t in (
         "plans", "topics", "authorities", "fields", "delegations", "bases", "base_decisions", "courses",
-        "course_reviews", "seminar_plans", "seminars", "seminar_changes", "seminar_materials", "survey_responses")},
+        "course_activities", "course_reviews",
+        "seminar_plans", "seminars", "seminar_changes", "seminar_materials", "survey_responses")},
     "iam.principals": REFERENCE,
     "iam.tokens": REFERENCE,
     "iam.audit_events": COORDINATOR,

@@ -27,7 +27,7 @@ from xueshi_shared.timekeeping import now
 from xueshi_shared.web import audit_in_own_transaction, authenticate
 
 from .. import intake
-from . import multipart, store, validation
+from . import cmi5, multipart, registrations, store, validation
 
 VERSION = "1.0.3"
 VERSIONS = ("1.0.3", "2.0.0")  # what the LRS speaks: a request's 1.0.x is answered as 1.0.3, its 2.0.x as 2.0.0
@@ -79,7 +79,8 @@ class XapiHeaders:
             await send(message)
 
         alternate = scope.get("method") == "POST" and b"method=" in scope.get("query_string", b"")
-        if path != f"{PREFIX}/about" and not alternate:  # the alternate syntax may name it in its form
+        described = path == f"{PREFIX}/about" or path.startswith(f"{PREFIX}/extensions/")
+        if not described and not alternate:  # the alternate syntax may name it in its form
             headers = dict(scope.get("headers") or [])
             version = headers.get(b"x-experience-api-version", b"").decode("latin-1").strip()
             if not _VERSIONS.match(version):
@@ -121,11 +122,16 @@ async def _readable(request: Request, principal: Principal) -> list[uuid.UUID] |
     return bases
 
 
+def home(settings: Any) -> str:
+    """The registry's public base URL, as the LRS names itself (authority, extension IRIs)."""
+    return (settings.public_base_url or f"http://{settings.host}:{settings.ledger_port}").rstrip("/")
+
+
 def _authority(request: Request, principal: Principal) -> dict[str, Any]:
     """The LRS's authority for what the base sent: the base, as an account of this registry."""
-    settings = request.app.state.settings
-    home = (settings.public_base_url or f"http://{settings.host}:{settings.ledger_port}").rstrip("/")
-    return {"objectType": "Agent", "name": principal.name, "account": {"homePage": home, "name": str(principal.base_id)}}
+    home_page = home(request.app.state.settings)
+    return {"objectType": "Agent", "name": principal.name,
+            "account": {"homePage": home_page, "name": str(principal.base_id)}}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -173,7 +179,10 @@ async def _store(request: Request, principal: Principal, statements: list[Any],
             if data:
                 await conn.executemany(_ATTACH, [(principal.require_base(), sha2, content_type, content)
                                                  for sha2, (content_type, content) in data.items()])
-            return ids
+        # Stored: now the cmi5 registrations they may have completed become records (never refusing them).
+        await registrations.after_statements(request.app.state.engine, request.app.state.pii_keys,
+                                             request.app.state.cmi5_extensions, principal, statements)
+        return ids
     except validation.StatementError as error:
         raise _invalid(error) from None
     except store.Conflict as conflict:
@@ -391,3 +400,13 @@ async def _alternate(request: Request) -> Response:
     inner.state.request_id = getattr(request.state, "request_id", None)
     handler = {"GET": get_statements, "PUT": put_statement, "POST": post_statements}[method]
     return await handler(inner)
+
+
+@router.get("/extensions/{name}", summary="The JSON Schema of one of Xueshi's xAPI extensions (its IRI resolves here)",
+            responses={200: {"content": {"application/schema+json": {}}}})
+async def extension_schema(name: str, request: Request) -> Response:
+    schema = cmi5.schemas_of(request.app.state.cmi5_extensions).get(name)
+    if schema is None:
+        raise NotFound(f"Xueshi defines no extension {name!r} (played, identity-checks, exam)",
+                       rule="xapi-extension-unknown")
+    return Response(orjson.dumps(schema), media_type="application/schema+json")

@@ -1,0 +1,260 @@
+"""cmi5 registrations: the base enrols a learner (who the agent is, as a record names the person), statements come,
+and when the registration is done (cmi5.pending_reason is None) it becomes one record, pushed through the ledger's
+one intake (`intake.push_within`) in the same transaction that marks the registration recorded.
+
+When: at the end (terminated, or abandoned from the LMS) of the session after which every AU meets its moveOn and
+no session is open; or at a waived statement that completes the course. Not at each session's end: a record is
+immutable and idempotent (its external id, `cmi5:<registration>`, with its body), the ledger credits a course
+once per person, and an online course credits only with its exam: a record per session would be written before
+the exam, credit nothing and conflict with the next. A session that ends after the record is stored, read, and
+named (`xueshi-after-record`), not credited.
+
+The statements stay in the LRS whatever this decides (xAPI: permission rules never change what is accepted). A
+failure here (the database busy) leaves the registration pending; the next session end, or reading the outcome
+(`GET /v1/records?registration=`), settles it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from xueshi_shared.database import pooled
+from xueshi_shared.iam.principal import Principal
+from xueshi_shared.pii import PiiKeys, mask_id_number, normalise_id_number
+from xueshi_shared.problems import Conflict, InvalidInput, NotFound, Problem
+from xueshi_shared.timekeeping import now as clock
+
+from .. import intake, schemas
+from . import cmi5, store, validation
+
+log = logging.getLogger("xueshi.cmi5")
+
+# The verbs after which a registration may be done: a session ended, or an AU waived.
+CLOSING = frozenset({cmi5.TERMINATED, cmi5.ABANDONED, cmi5.WAIVED})
+
+_COURSE = """SELECT c.base_id, c.mode, array(SELECT a.activity_id FROM catalog.published_course_activities a
+                                            WHERE a.course_id = c.id ORDER BY a.position) AS aus
+             FROM catalog.published_courses c WHERE c.id = $1"""
+_FIND = "SELECT * FROM hours_ledger.xapi_registrations WHERE base_id = $1 AND registration = $2"
+_INSERT = """
+    INSERT INTO hours_ledger.xapi_registrations (base_id, registration, course_id, actor, learner, id_type,
+                                                 id_number_enc, name, unit, request_hash, created_at)
+    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9::jsonb, $10, $11)
+    ON CONFLICT (base_id, registration) DO NOTHING"""
+_STATEMENTS = """
+    SELECT statement FROM hours_ledger.xapi_statements
+    WHERE base_id = $1 AND registration = $2 AND NOT voided AND activity_id = ANY($3::text[]) ORDER BY seq"""
+_LAUNCH_DATA = """
+    SELECT activity_id, content FROM hours_ledger.xapi_documents
+    WHERE base_id = $1 AND kind = 'state' AND registration = $2 AND doc_id = $3 AND agent = $4
+      AND activity_id = ANY($5::text[])"""
+_DECIDED = """
+    UPDATE hours_ledger.xapi_registrations SET state = $3, record_id = $4, outcome = $5::jsonb, decided_at = $6
+    WHERE base_id = $1 AND registration = $2"""
+_RECORD = """
+    SELECT id, external_id, credited_hours, counted_seconds, status, adjustments, reversed_at, reversal_reason
+    FROM hours_ledger.records WHERE id = $1"""
+_OPEN = """SELECT registration FROM hours_ledger.xapi_registrations
+           WHERE base_id = $1 AND registration = ANY($2::uuid[]) AND state <> 'recorded'"""
+
+
+def _person(keys: PiiKeys, row: Any) -> dict[str, Any]:
+    unit = row["unit"] if isinstance(row["unit"], dict) else orjson.loads(row["unit"])
+    return {"id_type": row["id_type"], "id_number": keys.decrypt(row["id_type"], bytes(row["id_number_enc"])),
+            "name": row["name"], "unit": unit}
+
+
+def _request_hash(keys: PiiKeys, course_id: uuid.UUID, actor: dict[str, Any], body: schemas.RegistrationIn) -> bytes:
+    canonical = orjson.dumps({**body.model_dump(mode="json"), "course_id": str(course_id), "actor": actor,
+                              "id_number": normalise_id_number(body.id_number)}, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(keys.lookup, canonical, hashlib.sha256).digest()
+
+
+def _out(keys: PiiKeys, row: Any) -> dict[str, Any]:
+    person = _person(keys, row)
+    actor = row["actor"] if isinstance(row["actor"], dict) else orjson.loads(row["actor"])
+    return {"registration": row["registration"], "course_id": row["course_id"], "actor": actor,
+            "id_type": person["id_type"], "id_number": mask_id_number(person["id_number"]), "name": person["name"],
+            "unit": person["unit"], "created_at": row["created_at"]}
+
+
+def check_actor(actor: dict[str, Any]) -> str:
+    """The learner's identifier; refused unless the actor is an xAPI Agent with an account (cmi5 §9.2)."""
+    try:
+        validation.agent(actor, "actor")
+    except validation.StatementError as error:
+        raise InvalidInput(f"{error.path}: {error.detail}", rule=error.rule, field=error.path) from None
+    if actor.get("objectType", "Agent") != "Agent" or "account" not in actor:
+        raise InvalidInput("cmi5 §9.2: the learner is an Agent identified by an account", rule="cmi5-9.2-actor",
+                           field="actor")
+    key = store.ifi_key(actor)
+    assert key is not None
+    return key
+
+
+async def enrol(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
+                registration: uuid.UUID, body: schemas.RegistrationIn) -> tuple[int, dict[str, Any]]:
+    """Enrol (201), or the same enrolment again (200); another enrolment under the same id is 409."""
+    learner = check_actor(body.actor)
+    intake.check_id_number(body.id_type, body.id_number)
+    async with pooled(engine) as conn:
+        base_id = await intake.require_base_in_standing(conn, principal)
+        course = await conn.fetchrow(_COURSE, body.course_id)
+        if course is None or course["base_id"] != base_id:
+            raise InvalidInput("not a course of this base", rule="course-unknown", field="course_id")
+        if not course["aus"]:
+            raise InvalidInput("the course has no xapi_activity_ids (PUT /v1/courses/{id}/xapi-activity-ids)",
+                               rule="xapi-no-activities", field="course_id")
+        actor = {k: v for k, v in body.actor.items()}
+        digest = _request_hash(keys, body.course_id, actor, body)
+        inserted = await conn.execute(
+            _INSERT, base_id, registration, body.course_id, orjson.dumps(actor).decode(), learner, body.id_type,
+            keys.encrypt(body.id_type, body.id_number), body.name, orjson.dumps(body.unit.model_dump()).decode(),
+            digest, clock())
+        row = await conn.fetchrow(_FIND, base_id, registration)
+    if inserted.endswith(" 0"):
+        if not hmac.compare_digest(bytes(row["request_hash"]), digest):
+            raise Conflict("this registration is already enrolled with another course, learner or person",
+                           rule="registration-mismatch", field="registration")
+        return 200, _out(keys, row)
+    # Statements sent before the enrolment are read now.
+    await settle(engine, keys, ext, principal, base_id, registration)
+    return 201, _out(keys, row)
+
+
+async def _reading(conn: asyncpg.Connection, row: Any, ext: cmi5.Extensions) -> tuple[cmi5.Reading, Any, list[str]]:
+    course = await conn.fetchrow(_COURSE, row["course_id"])
+    aus = list(course["aus"]) if course else []
+    raw = [r["statement"] for r in await conn.fetch(_STATEMENTS, row["base_id"], row["registration"], aus)]
+    statements = [s if isinstance(s, dict) else orjson.loads(s) for s in raw]
+    launch: dict[str, Any] = {}
+    for doc in await conn.fetch(_LAUNCH_DATA, row["base_id"], str(row["registration"]), cmi5.LAUNCH_DATA,
+                                row["learner"], aus):
+        try:
+            launch[doc["activity_id"]] = orjson.loads(doc["content"])
+        except orjson.JSONDecodeError:
+            continue
+    return cmi5.read(statements, aus, row["learner"], launch, ext), course, [s["id"] for s in statements]
+
+
+async def settle(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
+                 base_id: uuid.UUID, registration: uuid.UUID) -> None:
+    """Write the registration's record if it is done and not yet written. Never raises for the statements'
+    sake: a failure is logged and the registration stays pending."""
+    for _ in range(intake.ATTEMPTS):
+        try:
+            async with intake.transaction(engine) as conn:
+                await _settle(conn, engine, keys, principal, base_id, registration, ext)
+            return
+        except intake.FALLBACK:
+            continue
+        except Exception:
+            log.exception("a cmi5 registration could not be settled; it stays pending")
+            return
+
+
+async def _settle(conn: asyncpg.Connection, engine: AsyncEngine, keys: PiiKeys, principal: Principal,
+                  base_id: uuid.UUID, registration: uuid.UUID, ext: cmi5.Extensions) -> None:
+    row = await conn.fetchrow(_FIND + " FOR UPDATE", base_id, registration)
+    if row is None or row["state"] == "recorded":
+        return
+    reading, course, ids = await _reading(conn, row, ext)
+    if course is None or cmi5.pending_reason(reading) is not None:
+        return
+    now = clock()
+    try:
+        body = cmi5.record(reading, registration, row["course_id"], course["mode"], _person(keys, row))
+    except ValidationError as exc:
+        problem = InvalidInput(f"the registration's record is not valid: {exc.errors()[0]['msg']}",
+                               rule="cmi5-record-invalid", field="sittings")
+        await conn.execute(_DECIDED, base_id, registration, "refused", None, _decided(problem.body(), ids), now)
+        return
+    try:
+        outcome = (await intake.push_within(conn, engine.url, [principal], [body], keys, now))[0]
+    except intake.FALLBACK:
+        raise
+    except Problem as exc:
+        outcome = intake.Refused(exc)
+    if isinstance(outcome, intake.Credited | intake.Replayed):
+        await conn.execute(_DECIDED, base_id, registration, "recorded", outcome.result.record_id,
+                           _decided(outcome.result.json(), ids), now)
+    elif isinstance(outcome, intake.Refused):
+        await conn.execute(_DECIDED, base_id, registration, "refused", None, _decided(outcome.problem.body(), ids),
+                           now)
+
+
+def _decided(answer: dict[str, Any], statements: list[str]) -> str:
+    """What the decision stores: the ledger's answer, and the statements it was decided on."""
+    return orjson.dumps({"answer": answer, "statements": statements}, default=str).decode()
+
+
+async def after_statements(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
+                           statements: Sequence[dict[str, Any]]) -> None:
+    """Settle the enrolled registrations the statements may have completed (one of CLOSING, in a registration)."""
+    wanted = set()
+    for statement in statements:
+        registration = (statement.get("context") or {}).get("registration")
+        if registration and (statement.get("verb") or {}).get("id") in CLOSING:
+            wanted.add(uuid.UUID(registration))
+    if not wanted:
+        return
+    base_id = principal.require_base()
+    try:
+        async with pooled(engine) as conn:
+            pending = [r["registration"] for r in await conn.fetch(_OPEN, base_id, sorted(wanted))]
+    except Exception:
+        log.exception("the registrations of stored statements could not be read; they stay pending")
+        return
+    for registration in pending:
+        await settle(engine, keys, ext, principal, base_id, registration)
+
+
+async def outcome(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
+                  registration: uuid.UUID) -> dict[str, Any]:
+    """What became of the registration (`schemas.RegistrationOutcome`); a done registration still pending (its
+    settling failed) is settled first."""
+    base_id = principal.require_base()
+    async with pooled(engine) as conn:
+        row = await conn.fetchrow(_FIND, base_id, registration)
+    if row is None:
+        raise NotFound("no such registration of this base (PUT /v1/registrations/{registration})",
+                       rule="registration-not-found")
+    if row["state"] != "recorded":
+        await settle(engine, keys, ext, principal, base_id, registration)
+    async with pooled(engine) as conn:
+        row = await conn.fetchrow(_FIND, base_id, registration)
+        reading, _, ids = await _reading(conn, row, ext)
+        record = await conn.fetchrow(_RECORD, row["record_id"]) if row["record_id"] else None
+    violations = [v.json() for v in reading.violations]
+    decided = _json(row["outcome"]) or {}
+    if row["state"] == "recorded":
+        named = {v["statement_id"] for v in violations}
+        violations += [{"statement_id": i, "rule": "xueshi-after-record", "detail": cmi5.RULES["xueshi-after-record"]}
+                       for i in ids if i not in set(decided.get("statements", ())) and i not in named]
+    return {
+        "registration": row["registration"], "course_id": row["course_id"],
+        "external_id": cmi5.external_id(registration), "state": row["state"],
+        "pending_reason": cmi5.pending_reason(reading) if row["state"] == "pending" else None,
+        "record": None if record is None else {
+            "record_id": record["id"], "external_id": record["external_id"],
+            "credited_hours": record["credited_hours"], "counted_minutes": record["counted_seconds"] // 60,
+            "status": record["status"], "adjustments": _json(record["adjustments"]),
+            "reversed": record["reversed_at"] is not None, "reversed_at": record["reversed_at"],
+            "reversal_reason": record["reversal_reason"]},
+        "problem": decided.get("answer") if row["state"] == "refused" else None,
+        "units": [u.json() for u in reading.units], "sessions": [s.json() for s in reading.sessions],
+        "exam": None if (exam := reading.exam()) is None else exam.model_dump(),
+        "violations": violations, "statements": ids}
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
