@@ -30,7 +30,8 @@ MUTABLE_TABLES = [
     "hours_ledger.xapi_registrations",
     "verification.proofs", "verification.status_lists", "verification.holder_checks",
     "catalog.seminar_materials", "catalog.survey_responses", "catalog.seminar_changes", "catalog.seminars",
-    "catalog.course_reviews", "catalog.course_activities", "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
+    "catalog.course_reviews", "catalog.course_activities",
+    "catalog.courses", "catalog.base_decisions", "catalog.bases", "catalog.delegations",
 ]
 
 

@@ -59,8 +59,8 @@ class Emitter:
                self.statement(cmi5.INITIALIZED, start, sid, au=au)]
         last = end - dt.timedelta(seconds=2)
         if completed:
-            out.append(self.statement(cmi5.COMPLETED, last, sid, au=au,
-                                      result={"completion": True, "duration": duration(int((last - start).total_seconds()))}))
+            spent = duration(int((last - start).total_seconds()))
+            out.append(self.statement(cmi5.COMPLETED, last, sid, au=au, result={"completion": True, "duration": spent}))
         if exam is not None:
             passed, questions, correct = exam
             out.append(self.statement(cmi5.PASSED if passed else cmi5.FAILED, last + dt.timedelta(seconds=1), sid,

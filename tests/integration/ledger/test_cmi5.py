@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-
 from hours_ledger.xapi import cmi5
+
 from tests.support.cmi5 import AU, LEARNER, Emitter, launch_data
 from tests.support.factories import approved_base, approved_course, base_form, record_body, ric, uscc
 from tests.support.http import assert_problem
