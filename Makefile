@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/transcript.py
 	$(BIN)/python bench/rosters.py
+	$(BIN)/python bench/xapi.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade

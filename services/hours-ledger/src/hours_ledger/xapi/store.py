@@ -294,7 +294,7 @@ async def store(conn: asyncpg.Connection, base_id: uuid.UUID, statements: list[d
         kept = prepared[0]
         if await conn.fetchval(_INSERT_ONE, *_row(base_id, stored, kept)) is None:
             found = await conn.fetchrow(_FIND, base_id, [uuid.UUID(kept["id"])])
-            if not same_statement(_loaded(found["statement"]), statements[0]):
+            if found is None or not same_statement(_loaded(found["statement"]), statements[0]):
                 raise Conflict(kept["id"])
         return [kept["id"]]
     ids = [s["id"] for s in prepared]
