@@ -250,3 +250,26 @@ async def test_concurrent_session_ends_write_one_record(ledger, base, cmi5_cours
     got = await outcome(ledger, base, lms.registration)
     assert got["state"] == "recorded" and got["record"]["credited_hours"] == 7
     assert [s["sitting"] for s in got["sessions"]] in ([True, True], [True])
+
+
+async def test_many_sessions_ending_at_once_are_settled_together(ledger, base, cmi5_course, engine):
+    """Sixteen learners' sessions end in sixteen concurrent requests: the settler writes them in groups (one set
+    of the intake each), and every registration ends recorded with the rules' answer."""
+    emitters = [Emitter(actor={"objectType": "Agent", "account": {"homePage": "https://lms.example.cn",
+                                                                  "name": f"u-{i}"}}) for i in range(16)]
+    sessions = []
+    for i, lms in enumerate(emitters):
+        assert (await ledger.put(f"/v1/registrations/{lms.registration}", json=enrolment(
+            cmi5_course, ric(700 + i), lms.actor), headers=base.headers)).status_code == 201
+        session = lms.session(day(4, 8), day(4, 14), played=6 * 3600, exam=(True, 10, 10))
+        await send(ledger, base, session[:-1])
+        sessions.append(session[-1])
+    await asyncio.gather(*(send(ledger, base, [last]) for last in sessions))
+    # Settled by the statements' requests themselves (read in the database: reading the outcome would settle).
+    async with engine.connect() as conn:
+        states = dict((await conn.execute(sa.text(
+            "SELECT state, count(*) FROM hours_ledger.xapi_registrations GROUP BY state"))).all())
+    assert states == {"recorded": 16}
+    for lms in emitters:
+        assert (await outcome(ledger, base, lms.registration))["record"]["credited_hours"] == 7
+

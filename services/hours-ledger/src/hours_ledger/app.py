@@ -19,6 +19,7 @@ from .pushing import KnownTokens
 from .xapi import (
     cmi5,
     documents,  # noqa: F401  (its routes join the xAPI router)
+    registrations,
 )
 from .xapi.api import XapiHeaders
 from .xapi.api import home as xapi_home
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.cmi5_extensions = cmi5.Extensions.under(xapi_home(settings))  # Xueshi's extension IRIs
+    # Registrations that statements completed, settled together (xapi/registrations.py).
+    app.state.cmi5_settler = registrations.Settler(lambda items: registrations.settle_many(
+        app.state.engine, app.state.pii_keys, app.state.cmi5_extensions, items))
     app.state.people_check_limiter = RateLimiter(settings.people_checks_per_minute)
     # Outermost: its headers reach every answer under /xapi/, the middlewares' own too.
     app.add_middleware(XapiHeaders, default=settings.xapi_default_version)

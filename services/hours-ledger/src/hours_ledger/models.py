@@ -249,7 +249,9 @@ class XapiStatement(Base):
     __tablename__ = "xapi_statements"
     __table_args__ = (sa.Index("xapi_statements_order", "base_id", "seq"),
                       sa.Index("xapi_statements_registration", "base_id", "registration",
-                               postgresql_where=sa.text("registration IS NOT NULL")))
+                               postgresql_where=sa.text("registration IS NOT NULL")),
+                      sa.Index("xapi_statements_voids", "base_id", "voids",
+                               postgresql_where=sa.text("voids IS NOT NULL")))
     base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True))

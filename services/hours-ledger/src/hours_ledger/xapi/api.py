@@ -186,8 +186,7 @@ async def _store(request: Request, principal: Principal, statements: list[Any],
                 await conn.executemany(_ATTACH, [(principal.require_base(), sha2, content_type, content)
                                                  for sha2, (content_type, content) in data.items()])
         # Stored: now the cmi5 registrations they may have completed become records (never refusing them).
-        await registrations.after_statements(request.app.state.engine, request.app.state.pii_keys,
-                                             request.app.state.cmi5_extensions, principal, statements)
+        await registrations.after_statements(request.app.state.cmi5_settler, principal, statements)
         return ids
     except validation.StatementError as error:
         raise _invalid(error) from None

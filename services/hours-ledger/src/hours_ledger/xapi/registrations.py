@@ -16,11 +16,14 @@ failure here (the database busy) leaves the registration pending; the next sessi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -63,8 +66,6 @@ _DECIDED = """
 _RECORD = """
     SELECT id, external_id, credited_hours, counted_seconds, status, adjustments, reversed_at, reversal_reason
     FROM hours_ledger.records WHERE id = $1"""
-_OPEN = """SELECT registration FROM hours_ledger.xapi_registrations
-           WHERE base_id = $1 AND registration = ANY($2::uuid[]) AND state <> 'recorded'"""
 
 
 def _person(keys: PiiKeys, row: Any) -> dict[str, Any]:
@@ -197,25 +198,164 @@ def _decided(answer: dict[str, Any], statements: list[str]) -> str:
     return orjson.dumps({"answer": answer, "statements": statements}, default=str).decode()
 
 
-async def after_statements(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
-                           statements: Sequence[dict[str, Any]]) -> None:
-    """Settle the enrolled registrations the statements may have completed (one of CLOSING, in a registration)."""
+async def after_statements(settler: Settler, principal: Principal, statements: Sequence[dict[str, Any]]) -> None:
+    """Settle the enrolled registrations the statements may have completed (one of CLOSING, in a registration),
+    together with those other requests are settling at the same moment (`Settler`)."""
     wanted = set()
     for statement in statements:
         registration = (statement.get("context") or {}).get("registration")
         if registration and (statement.get("verb") or {}).get("id") in CLOSING:
             wanted.add(uuid.UUID(registration))
-    if not wanted:
-        return
-    base_id = principal.require_base()
+    if wanted:
+        base_id = principal.require_base()
+        await asyncio.gather(*(settler.settle(principal, base_id, r) for r in sorted(wanted)))
+
+
+_LOCK_MANY = """SELECT * FROM hours_ledger.xapi_registrations
+                WHERE base_id = $1 AND registration = ANY($2::uuid[]) AND state <> 'recorded'
+                ORDER BY registration FOR UPDATE"""
+_COURSES = """SELECT c.id, c.mode, array(SELECT a.activity_id FROM catalog.published_course_activities a
+                                          WHERE a.course_id = c.id ORDER BY a.position) AS aus
+              FROM catalog.published_courses c WHERE c.id = ANY($1::uuid[])"""
+_STATEMENTS_MANY = """
+    SELECT registration, activity_id, statement FROM hours_ledger.xapi_statements
+    WHERE base_id = $1 AND registration = ANY($2::uuid[]) AND NOT voided ORDER BY seq"""
+_LAUNCH_MANY = """
+    SELECT registration, activity_id, agent, content FROM hours_ledger.xapi_documents
+    WHERE base_id = $1 AND kind = 'state' AND activity_id = ANY($4::text[]) AND agent = ANY($5::text[])
+      AND registration = ANY($2::text[]) AND doc_id = $3"""
+
+
+async def settle_many(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions,
+                      items: Sequence[tuple[Principal, uuid.UUID, uuid.UUID]]) -> None:
+    """`settle` for several registrations in one transaction: each base's registrations locked and read in three
+    statements, every record pushed as one set of the intake (answered as if pushed one by one), the decisions
+    written in one more. A transaction that cannot stand is settled again registration by registration."""
     try:
-        async with pooled(engine) as conn:
-            pending = [r["registration"] for r in await conn.fetch(_OPEN, base_id, sorted(wanted))]
-    except Exception:
-        log.exception("the registrations of stored statements could not be read; they stay pending")
+        async with intake.transaction(engine) as conn:
+            await _settle_many(conn, engine, keys, ext, items)
         return
-    for registration in pending:
+    except intake.FALLBACK:
+        pass
+    except Exception:
+        log.exception("cmi5 registrations could not be settled together; settling them one by one")
+    for principal, base_id, registration in items:
         await settle(engine, keys, ext, principal, base_id, registration)
+
+
+async def _settle_many(conn: asyncpg.Connection, engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions,
+                       items: Sequence[tuple[Principal, uuid.UUID, uuid.UUID]]) -> None:
+    senders = {(base_id, registration): principal for principal, base_id, registration in items}
+    by_base: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for base_id, registration in senders:
+        by_base.setdefault(base_id, []).append(registration)
+    rows: list[Any] = []
+    statements: dict[tuple[Any, Any], list[tuple[str, Any]]] = {}
+    launch: dict[tuple[Any, Any], list[Any]] = {}
+    courses: dict[Any, Any] = {}
+    for base_id in sorted(by_base):
+        registrations = sorted(set(by_base[base_id]))
+        found = await conn.fetch(_LOCK_MANY, base_id, registrations)
+        if not found:
+            continue
+        rows += found
+        unknown = list({r["course_id"] for r in found} - courses.keys())
+        if unknown:
+            courses.update({c["id"]: c for c in await conn.fetch(_COURSES, unknown)})
+        regs = [r["registration"] for r in found]
+        for r in await conn.fetch(_STATEMENTS_MANY, base_id, regs):
+            statements.setdefault((base_id, r["registration"]), []).append((r["activity_id"], r["statement"]))
+        # By the documents' key (activity, agent, registration), as the State API stores them.
+        aus = sorted({au for r in found if r["course_id"] in courses for au in courses[r["course_id"]]["aus"]})
+        for r in await conn.fetch(_LAUNCH_MANY, base_id, [str(x) for x in regs], cmi5.LAUNCH_DATA, aus,
+                                  sorted({r["learner"] for r in found})):
+            launch.setdefault((base_id, r["registration"]), []).append(r)
+    if not rows:
+        return
+    now = clock()
+    decided: list[tuple[Any, ...]] = []
+    pushing: list[tuple[Any, list[str], schemas.RecordIn]] = []
+    for row in rows:
+        key = (row["base_id"], row["registration"])
+        course = courses.get(row["course_id"])
+        aus = list(course["aus"]) if course else []
+        kept = [orjson.loads(s) if isinstance(s, str) else s for a, s in statements.get(key, []) if a in aus]
+        data: dict[str, Any] = {}
+        for doc in launch.get((row["base_id"], str(row["registration"])), []):
+            if doc["agent"] == row["learner"] and doc["activity_id"] in aus:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    data[doc["activity_id"]] = orjson.loads(doc["content"])
+        reading = cmi5.read(kept, aus, row["learner"], data, ext)
+        ids = [s["id"] for s in kept]
+        if course is None or cmi5.pending_reason(reading) is not None:
+            continue
+        try:
+            body = cmi5.record(reading, row["registration"], row["course_id"], course["mode"], _person(keys, row))
+        except ValidationError as exc:
+            problem = InvalidInput(f"the registration's record is not valid: {exc.errors()[0]['msg']}",
+                                   rule="cmi5-record-invalid", field="sittings")
+            decided.append((*key, "refused", None, _decided(problem.body(), ids), now))
+            continue
+        pushing.append((row, ids, body))
+    if pushing:
+        try:
+            outcomes = await intake.push_within(
+                conn, engine.url, [senders[(r["base_id"], r["registration"])] for r, _, _ in pushing],
+                [body for _, _, body in pushing], keys, now)
+        except intake.FALLBACK:
+            raise
+        except Problem as exc:
+            outcomes = [intake.Refused(exc)] * len(pushing)
+        for (row, ids, _), outcome in zip(pushing, outcomes, strict=True):
+            key = (row["base_id"], row["registration"])
+            if isinstance(outcome, intake.Credited | intake.Replayed):
+                decided.append((*key, "recorded", outcome.result.record_id, _decided(outcome.result.json(), ids), now))
+            elif isinstance(outcome, intake.Refused):
+                decided.append((*key, "refused", None, _decided(outcome.problem.body(), ids), now))
+    if decided:
+        await conn.executemany(_DECIDED, decided)
+
+
+class Settler:
+    """Registrations to settle, from concurrent statement requests, settled together: whenever fewer than
+    `flushes` groups are being settled, those waiting longest (up to `size`) go together (`settle_many`). As the
+    single pushes' group commit (groupcommit.py): nothing waits for a group to fill, and a request is answered
+    after its group is done, so a 200 for a terminated statement means its registration is settled."""
+
+    def __init__(self, run: Callable[[list[tuple[Principal, uuid.UUID, uuid.UUID]]], Awaitable[None]], *,
+                 size: int = 64, flushes: int = 2, floor: int = 4) -> None:
+        self.run, self.size, self.flushes, self.floor = run, size, flushes, floor
+        self._waiting: deque[tuple[tuple[Principal, uuid.UUID, uuid.UUID], asyncio.Future[None]]] = deque()
+        self._settling = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def settle(self, principal: Principal, base_id: uuid.UUID, registration: uuid.UUID) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((principal, base_id, registration), future))
+        self._start()
+        await future
+
+    def _start(self) -> None:
+        while self._settling < self.flushes and self._waiting:
+            if self._settling and len(self._waiting) < self.floor:
+                return
+            group = [self._waiting.popleft() for _ in range(min(self.size, len(self._waiting)))]
+            self._settling += 1
+            task = asyncio.get_running_loop().create_task(self._settle(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, group: list[tuple[tuple[Principal, uuid.UUID, uuid.UUID], asyncio.Future[None]]]) -> None:
+        try:
+            await self.run([item for item, _ in group])
+        except Exception:  # never the statements' failure: the registrations stay pending
+            log.exception("cmi5 registrations could not be settled; they stay pending")
+        finally:
+            self._settling -= 1
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+            self._start()
 
 
 async def outcome(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,

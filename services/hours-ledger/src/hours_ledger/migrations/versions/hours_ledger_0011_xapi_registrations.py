@@ -7,6 +7,9 @@ Revises: hours_ledger_0010
   with the person as a record names them (the ID number AES-GCM encrypted, as `people` holds it), and the outcome:
   `pending`, `recorded` (the record's id and answer) or `refused` (the problem).
 - xapi_statements_registration: a registration's statements, read whenever a session of it ends.
+- xapi_statements_voids: whether a statement is voided already when it is stored (each insert asks; without the
+  index each asked by scanning the base's statements: measured, the LRS's inserts slowed as the base's statements
+  grew).
 """
 
 import sqlalchemy as sa
@@ -43,8 +46,11 @@ def upgrade() -> None:
     )
     op.create_index("xapi_statements_registration", "xapi_statements", ["base_id", "registration"],
                     schema="hours_ledger", postgresql_where=sa.text("registration IS NOT NULL"))
+    op.create_index("xapi_statements_voids", "xapi_statements", ["base_id", "voids"],
+                    schema="hours_ledger", postgresql_where=sa.text("voids IS NOT NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("xapi_statements_voids", table_name="xapi_statements", schema="hours_ledger")
     op.drop_index("xapi_statements_registration", table_name="xapi_statements", schema="hours_ledger")
     op.drop_table("xapi_registrations", schema="hours_ledger")
