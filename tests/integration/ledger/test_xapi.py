@@ -206,3 +206,48 @@ async def test_staff_read_statements_in_their_scope_and_are_audited(ledger, cata
             "SELECT count(*) FROM iam.audit_events WHERE actor_id = :a AND target->>'resource' = 'xapi/statements'"),
             {"a": admin.id})).scalar_one()
     assert audited >= 1
+
+
+async def test_a_cached_key_revoked_since_writes_no_statement(ledger, catalog, base, engine):
+    """Statement writes take their key from the cache of keys found live lately (xapi/grouped.py), and check it
+    again where they write: a key rotated since is refused 401 and forgotten, and nothing of its request stays,
+    whether the request is one statement (written in a group) or several (a transaction of its own)."""
+    known = ledger._transport.app.state.known_tokens
+    assert (await ledger.post("/xapi/statements", json=stmt(), headers=basic(base))).status_code == 200
+    assert known.get(next(iter(known._known))) is not None, "the key was kept"
+    rotated = (await catalog.post(f"/v1/bases/{base.id}/api-key", headers=base.headers)).json()["api_key"]
+    one, two = str(uuid.uuid4()), [stmt(sid=str(uuid.uuid4())), stmt(sid=str(uuid.uuid4()))]
+    assert (await ledger.post("/xapi/statements", json=stmt(sid=one), headers=basic(base))).status_code == 401
+    assert len(known) == 0, "a key found revoked is forgotten"
+    assert (await ledger.put("/xapi/statements", params={"statementId": str(uuid.uuid4())}, json=stmt(),
+                             headers=basic(base))).status_code == 401
+    fresh = type(base)(base.id, rotated)
+    assert (await ledger.post("/xapi/statements", json=stmt(), headers=basic(fresh))).status_code == 200
+    assert len(known) == 1
+    await catalog.post(f"/v1/bases/{base.id}/api-key", headers=fresh.headers)  # rotated again: the cached one dies
+    assert (await ledger.post("/xapi/statements", json=two, headers=basic(fresh))).status_code == 401
+    async with engine.connect() as conn:
+        ids = set((await conn.execute(sa.text("SELECT id::text FROM hours_ledger.xapi_statements"))).scalars())
+    assert one not in ids and not ids & {s["id"] for s in two} and len(ids) == 2
+
+
+async def test_one_id_in_concurrent_requests(ledger, base):
+    """The same statement id in concurrent one-statement requests (one group, or several): the same statement is
+    stored once and every request answered 200; another statement under that id is 409."""
+    import asyncio
+
+    sid = str(uuid.uuid4())
+    same = await asyncio.gather(*(ledger.post("/xapi/statements", json=stmt(sid=sid), headers=basic(base))
+                                  for _ in range(8)))
+    assert [r.status_code for r in same] == [200] * 8 and {r.json()[0] for r in same} == {sid}
+    other = str(uuid.uuid4())
+    mixed = await asyncio.gather(*(ledger.post("/xapi/statements", json=stmt(
+        "http://adlnet.gov/expapi/verbs/attended" if i % 2 else "http://adlnet.gov/expapi/verbs/completed",
+        sid=other), headers=basic(base)) for i in range(8)))
+    statuses = sorted(r.status_code for r in mixed)
+    assert statuses == [200] * 4 + [409] * 4, statuses
+    got = await ledger.get("/xapi/statements", params={"statementId": other}, headers=basic(base))
+    winner = got.json()["verb"]["id"]
+    assert all((r.status_code == 200) == (s == winner) for r, s in zip(mixed, [
+        "http://adlnet.gov/expapi/verbs/attended" if i % 2 else "http://adlnet.gov/expapi/verbs/completed"
+        for i in range(8)], strict=True))

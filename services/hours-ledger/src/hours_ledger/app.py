@@ -19,6 +19,7 @@ from .pushing import KnownTokens
 from .xapi import (
     cmi5,
     documents,  # noqa: F401  (its routes join the xAPI router)
+    grouped,
     registrations,
 )
 from .xapi.api import XapiHeaders
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
     app.state.cmi5_extensions = cmi5.Extensions.under(xapi_home(settings))  # Xueshi's extension IRIs
+    # Statements of concurrent requests, written together (xapi/grouped.py).
+    app.state.statement_groups = grouped.StatementGroups(lambda: app.state.engine)
     # Registrations that statements completed, settled together (xapi/registrations.py).
     app.state.cmi5_settler = registrations.Settler(lambda items: registrations.settle_many(
         app.state.engine, app.state.pii_keys, app.state.cmi5_extensions, items))

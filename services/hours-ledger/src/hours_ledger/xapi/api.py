@@ -20,14 +20,14 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from xueshi_shared.database import pooled
 from xueshi_shared.iam.principal import Principal
-from xueshi_shared.iam.service import authenticate_digest
+from xueshi_shared.iam.service import LIVE_TOKENS, authenticate_digest
 from xueshi_shared.problems import Conflict, NotFound, Problem, problem_response
 from xueshi_shared.regions import within
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import audit_in_own_transaction, authenticate
+from xueshi_shared.web import audit_in_own_transaction, authenticate, refuse_token
 
 from .. import intake
-from . import cmi5, multipart, registrations, store, validation
+from . import cmi5, grouped, multipart, registrations, store, validation
 
 VERSION = "1.0.3"
 VERSIONS = ("1.0.3", "2.0.0")  # what the LRS speaks: a request's 1.0.x is answered as 1.0.3, its 2.0.x as 2.0.0
@@ -92,12 +92,21 @@ class XapiHeaders:
         await self.app(scope, receive, with_headers)
 
 
-async def _principal(request: Request, *, staff_reads: bool = False) -> Principal:
-    """The base behind the request (or, `staff_reads`, staff who may read statements too)."""
+async def _principal(request: Request, *, staff_reads: bool = False, cached: bool = False) -> Principal:
+    """The base behind the request (or, `staff_reads`, staff who may read statements too). `cached`: a key found
+    live lately is taken from the app's cache, for a route that checks it again where it writes (statements:
+    grouped.py, and `_store`)."""
+    known = request.app.state.known_tokens
+
     async def lookup(token_digest: bytes) -> Principal | None:
-        # One statement on a pooled connection (an ORM session cost more than the statement itself).
-        async with pooled(request.app.state.engine) as conn:
-            return await authenticate_digest(conn, token_digest)
+        principal = known.get(token_digest) if cached else None
+        if principal is None:
+            # One statement on a pooled connection (an ORM session cost more than the statement itself).
+            async with pooled(request.app.state.engine) as conn:
+                principal = await authenticate_digest(conn, token_digest)
+            if principal is not None and cached:
+                known.put(token_digest, principal)
+        return principal
 
     principal = await authenticate(request, lookup, basic=True)
     if not (staff_reads and principal.is_staff):
@@ -162,6 +171,7 @@ async def _body(request: Request) -> tuple[Any, dict[str, tuple[str, bytes]]]:
         raise _invalid(error) from None
 
 
+_LIVE = f"SELECT count(*) > 0 FROM ({LIVE_TOKENS}) t"
 _ATTACH = """INSERT INTO hours_ledger.xapi_attachments (base_id, sha2, content_type, content) VALUES ($1, $2, $3, $4)
              ON CONFLICT (base_id, sha2) DO NOTHING"""
 
@@ -176,15 +186,27 @@ async def _store(request: Request, principal: Principal, statements: list[Any],
             if len(statements) > 1:
                 error.path = f"{i}.{error.path}" if error.path else str(i)
             raise _invalid(error) from None
-    # One statement that voids nothing, without attachments, is one INSERT: it needs no transaction of its own.
+    # One statement that voids nothing, without attachments, is written with those of concurrent requests.
     alone = len(statements) == 1 and not data and statements[0]["verb"]["id"] != validation.VOIDED
-    engine = request.app.state.engine
+    engine, digest = request.app.state.engine, request.state.token_digest
     try:
-        async with pooled(engine) if alone else intake.transaction(engine) as conn:
-            ids = await store.store(conn, principal.require_base(), statements, _authority(request, principal), now())
-            if data:
-                await conn.executemany(_ATTACH, [(principal.require_base(), sha2, content_type, content)
-                                                 for sha2, (content_type, content) in data.items()])
+        if alone:
+            written = await request.app.state.statement_groups.store(
+                digest, principal.require_base(), statements[0], _authority(request, principal), now())
+            if isinstance(written, grouped.Revoked):
+                request.app.state.known_tokens.forget(digest)
+                await refuse_token(request, "unknown or revoked token")
+            ids = [str(written)]
+        else:
+            async with intake.transaction(engine) as conn:
+                if not await conn.fetchval(_LIVE, [digest]):  # the key may come from the cache (`_principal`)
+                    request.app.state.known_tokens.forget(digest)
+                    await refuse_token(request, "unknown or revoked token")
+                ids = await store.store(conn, principal.require_base(), statements, _authority(request, principal),
+                                        now())
+                if data:
+                    await conn.executemany(_ATTACH, [(principal.require_base(), sha2, content_type, content)
+                                                     for sha2, (content_type, content) in data.items()])
         # Stored: now the cmi5 registrations they may have completed become records (never refusing them).
         await registrations.after_statements(request.app.state.cmi5_settler, principal, statements)
         return ids
@@ -207,7 +229,7 @@ def _only(request: Request, allowed: set[str]) -> dict[str, str]:
 @router.put("/statements", status_code=204, summary="Store one statement under the id given (xAPI 1.0.3)")
 async def put_statement(request: Request) -> Response:
     params = _only(request, {"statementId"})
-    principal = await _principal(request)
+    principal = await _principal(request, cached=True)
     if "statementId" not in params or not validation.is_uuid(params["statementId"]):
         raise XapiProblem("statementId (a UUID) names the statement", rule="xapi-parameter", field="statementId")
     body, data = await _body(request)
@@ -226,7 +248,7 @@ async def post_statements(request: Request) -> Response:
     if "method" in request.query_params:
         return await _alternate(request)
     _only(request, set())
-    principal = await _principal(request)
+    principal = await _principal(request, cached=True)
     body, data = await _body(request)
     statements = body if isinstance(body, list) else [body]
     if not statements:
