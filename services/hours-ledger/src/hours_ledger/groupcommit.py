@@ -28,8 +28,6 @@ order (a test holds a batch to the same answers and the same stored ledger as on
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -37,6 +35,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from xueshi_shared.iam.principal import Principal
 
 from . import schemas
+from .grouping import Groups
 from .intake import Outcome, Refused, Revoked
 
 Apply = Callable[[list[Principal], list[schemas.RecordIn]], Awaitable[list[Outcome]]]
@@ -44,65 +43,32 @@ Screen = Callable[[list["Push"]], Awaitable[list[Refused | Revoked | None]]]  # 
 
 
 class GroupCommit:
-    """One queue of pushes, written `size` records at a time by at most `flushes` writers at once."""
+    """One queue of pushes, written `size` records at a time by at most `flushes` writers at once (grouping.py)."""
 
     def __init__(self, apply: Apply, screen: Screen, *, size: int, flushes: int, floor: int = 16,
                  registry: CollectorRegistry | None = None) -> None:
         self.apply, self.screen = apply, screen
-        self.size, self.flushes, self.floor = size, flushes, min(floor, size)
-        self._waiting: deque[Push] = deque()
-        self._writing = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.groups: Groups[Push, Outcome | Revoked] = Groups(self._write, size=size, flushes=flushes, floor=floor)
         self.group_sizes = Histogram("xueshi_ledger_push_group_records", "Single pushes written together",
                                      buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
 
     async def push(self, principal: Principal, token_digest: bytes, record: schemas.RecordIn) -> Outcome | Revoked:
         """`record`'s outcome, pushed by `principal` with the token of `token_digest`, or its refusal by
         `screen` (`Revoked`: a token no longer live)."""
-        future: asyncio.Future[Outcome | Revoked] = asyncio.get_running_loop().create_future()
-        self._waiting.append(Push(principal, token_digest, record, future))
-        self._start()
-        # A request cancelled while its group is being written leaves the group alone (it is another task).
-        return await future
+        return await self.groups.submit(Push(principal, token_digest, record))
 
-    def _start(self) -> None:
-        while self._writing < self.flushes and self._waiting:
-            if self._writing and len(self._waiting) < self.floor:
-                return  # the writer in flight takes them when it is done
-            group = [self._waiting.popleft() for _ in range(min(self.size, len(self._waiting)))]
-            self._writing += 1
-            task = asyncio.get_running_loop().create_task(self._write(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, group: list[Push]) -> None:
-        try:
-            refusals = await self.screen(group)
-            for push, refusal in zip(group, refusals, strict=True):
-                if refusal is not None and not push.future.done():
-                    push.future.set_result(refusal)
-            group = [push for push, refusal in zip(group, refusals, strict=True) if refusal is None]
-            if group:
-                self.group_sizes.observe(len(group))
-                outcomes = await self.apply([push.principal for push in group], [push.record for push in group])
-                for push, outcome in zip(group, outcomes, strict=True):
-                    if not push.future.done():
-                        push.future.set_result(outcome)
-        except Exception as exc:  # every request of the group gets the failure (the database is unreachable …)
-            for push in group:
-                if not push.future.done():
-                    push.future.set_exception(exc)
-        except BaseException:
-            for push in group:
-                push.future.cancel()
-            raise
-        finally:
-            self._writing -= 1
-            self._start()
+    async def _write(self, group: list[Push]) -> list[Outcome | Revoked | BaseException]:
+        results: list[Outcome | Revoked | BaseException | None] = list(await self.screen(group))
+        kept = [i for i, refusal in enumerate(results) if refusal is None]
+        if kept:
+            self.group_sizes.observe(len(kept))
+            outcomes = await self.apply([group[i].principal for i in kept], [group[i].record for i in kept])
+            for i, outcome in zip(kept, outcomes, strict=True):
+                results[i] = outcome
+        return results  # type: ignore[return-value]  # every None was filled in
 
 
 class Push(NamedTuple):
     principal: Principal
     token_digest: bytes
     record: schemas.RecordIn
-    future: asyncio.Future[Outcome | Revoked]

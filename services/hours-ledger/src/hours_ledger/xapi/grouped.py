@@ -16,11 +16,9 @@ one transaction of its own (store.store).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from xueshi_shared.database import pooled
 from xueshi_shared.iam.service import LIVE_TOKENS
 
+from ..grouping import Groups
 from . import store, validation
 
 _WRITE = f"""
@@ -67,82 +66,54 @@ class _Pending:
     kept: dict[str, Any]
     sent: dict[str, Any]
     stored: dt.datetime
-    future: asyncio.Future[str | Revoked]
 
 
 class StatementGroups:
     def __init__(self, engine: Callable[[], AsyncEngine], *, size: int = 64, flushes: int = 2, floor: int = 8) -> None:
-        self.engine, self.size, self.flushes, self.floor = engine, size, flushes, floor
-        self._waiting: deque[_Pending] = deque()
-        self._writing = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.engine = engine
+        self.groups: Groups[_Pending, str | Revoked] = Groups(self._write, size=size, flushes=flushes, floor=floor)
 
     async def store(self, token_digest: bytes, base_id: uuid.UUID, statement: dict[str, Any],
                     authority: dict[str, Any], stored: dt.datetime) -> str | Revoked:
         """The statement's id once it is stored (or was, the same), REVOKED, or store.Conflict raised."""
         stored = stored.replace(microsecond=stored.microsecond // 1000 * 1000)
         kept = store.prepare(statement, authority, stored)
-        future: asyncio.Future[str | Revoked] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(token_digest, base_id, kept, statement, stored, future))
-        self._start()
-        return await future
+        return await self.groups.submit(_Pending(token_digest, base_id, kept, statement, stored))
 
-    def _start(self) -> None:
-        while self._writing < self.flushes and self._waiting:
-            if self._writing and len(self._waiting) < self.floor:
-                return
-            group = [self._waiting.popleft() for _ in range(min(self.size, len(self._waiting)))]
-            self._writing += 1
-            task = asyncio.get_running_loop().create_task(self._write(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, group: list[_Pending]) -> None:
-        try:
-            firsts: dict[tuple[uuid.UUID, uuid.UUID], _Pending] = {}
-            for p in group:  # an id twice in the group: the first is written, the next compared with what is stored
-                firsts.setdefault((p.base_id, uuid.UUID(p.kept["id"])), p)
-            rows = [(p, store.facts(p.kept)) for p in firsts.values()]
-            columns = [
-                [p.token_digest for p, _ in rows], [p.base_id for p, _ in rows],
-                [uuid.UUID(p.kept["id"]) for p, _ in rows], [p.stored for p, _ in rows],
-                [orjson.dumps(p.kept).decode() for p, _ in rows], [f.verb_id for _, f in rows],
-                [f.voids for _, f in rows], [f.object_ref for _, f in rows], [f.activity_id for _, f in rows],
-                [f.registration for _, f in rows], [orjson.dumps(f.agents).decode() for _, f in rows],
-                [orjson.dumps(f.related_agents).decode() for _, f in rows]]
-            activities = [orjson.dumps(f.related_activities).decode() for _, f in rows]
-            digests = sorted({p.token_digest for p in group})
-            async with pooled(self.engine()) as conn:
-                written = {(r["base_id"], r["id"]) for r in await conn.fetch(
-                    _WRITE, digests, *columns, validation.VOIDED, activities)}
-                rest = [p for p in group if (key := (p.base_id, uuid.UUID(p.kept["id"]))) not in written
-                        or firsts[key] is not p]
-                live: set[bytes] = set()
-                found: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
-                if rest:  # revoked keys, and ids stored already (by an earlier request, or twice in this group)
-                    live = {bytes(r["token_hash"]) for r in await conn.fetch(_LIVE, digests)}
-                    found = {(r["base_id"], r["id"]): r["statement"] for r in await conn.fetch(
-                        _FIND, list({p.base_id for p in rest}), [uuid.UUID(p.kept["id"]) for p in rest])}
-            for p in group:
-                key = (p.base_id, uuid.UUID(p.kept["id"]))
-                if p.future.done():
-                    continue
-                if key in written and firsts[key] is p:
-                    p.future.set_result(p.kept["id"])
-                elif p.token_digest not in live:
-                    p.future.set_result(REVOKED)
-                elif key in found and store.same_statement(store._loaded(found[key]), p.sent):
-                    p.future.set_result(p.kept["id"])
-                else:
-                    p.future.set_exception(store.Conflict(p.kept["id"]))
-        except Exception as exc:  # every request of the group gets the failure (the database is unreachable …)
-            for p in group:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-        except BaseException:
-            for p in group:
-                p.future.cancel()
-            raise
-        finally:
-            self._writing -= 1
-            self._start()
+    async def _write(self, group: list[_Pending]) -> list[str | Revoked | BaseException]:
+        firsts: dict[tuple[uuid.UUID, uuid.UUID], _Pending] = {}
+        for p in group:  # an id twice in the group: the first is written, the next compared with what is stored
+            firsts.setdefault((p.base_id, uuid.UUID(p.kept["id"])), p)
+        rows = [(p, store.facts(p.kept)) for p in firsts.values()]
+        columns = [
+            [p.token_digest for p, _ in rows], [p.base_id for p, _ in rows],
+            [uuid.UUID(p.kept["id"]) for p, _ in rows], [p.stored for p, _ in rows],
+            [orjson.dumps(p.kept).decode() for p, _ in rows], [f.verb_id for _, f in rows],
+            [f.voids for _, f in rows], [f.object_ref for _, f in rows], [f.activity_id for _, f in rows],
+            [f.registration for _, f in rows], [orjson.dumps(f.agents).decode() for _, f in rows],
+            [orjson.dumps(f.related_agents).decode() for _, f in rows]]
+        activities = [orjson.dumps(f.related_activities).decode() for _, f in rows]
+        digests = sorted({p.token_digest for p in group})
+        async with pooled(self.engine()) as conn:
+            written = {(r["base_id"], r["id"]) for r in await conn.fetch(
+                _WRITE, digests, *columns, validation.VOIDED, activities)}
+            rest = [p for p in group if (key := (p.base_id, uuid.UUID(p.kept["id"]))) not in written
+                    or firsts[key] is not p]
+            live: set[bytes] = set()
+            found: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
+            if rest:  # revoked keys, and ids stored already (by an earlier request, or twice in this group)
+                live = {bytes(r["token_hash"]) for r in await conn.fetch(_LIVE, digests)}
+                found = {(r["base_id"], r["id"]): r["statement"] for r in await conn.fetch(
+                    _FIND, list({p.base_id for p in rest}), [uuid.UUID(p.kept["id"]) for p in rest])}
+        results: list[str | Revoked | BaseException] = []
+        for p in group:
+            key = (p.base_id, uuid.UUID(p.kept["id"]))
+            if key in written and firsts[key] is p:
+                results.append(p.kept["id"])
+            elif p.token_digest not in live:
+                results.append(REVOKED)
+            elif key in found and store.same_statement(store._loaded(found[key]), p.sent):
+                results.append(p.kept["id"])
+            else:
+                results.append(store.Conflict(p.kept["id"]))
+        return results

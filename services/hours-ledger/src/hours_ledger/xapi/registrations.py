@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from xueshi_shared.problems import Conflict, InvalidInput, NotFound, Problem
 from xueshi_shared.timekeeping import now as clock
 
 from .. import intake, schemas
+from ..grouping import Groups
 from . import cmi5, store, validation
 
 log = logging.getLogger("xueshi.cmi5")
@@ -316,46 +316,27 @@ async def _settle_many(conn: asyncpg.Connection, engine: AsyncEngine, keys: PiiK
         await conn.executemany(_DECIDED, decided)
 
 
-class Settler:
-    """Registrations to settle, from concurrent statement requests, settled together: whenever fewer than
-    `flushes` groups are being settled, those waiting longest (up to `size`) go together (`settle_many`). As the
-    single pushes' group commit (groupcommit.py): nothing waits for a group to fill, and a request is answered
-    after its group is done, so a 200 for a terminated statement means its registration is settled."""
+Item = tuple[Principal, uuid.UUID, uuid.UUID]  # the sender, the base, the registration
 
-    def __init__(self, run: Callable[[list[tuple[Principal, uuid.UUID, uuid.UUID]]], Awaitable[None]], *,
-                 size: int = 64, flushes: int = 2, floor: int = 4) -> None:
-        self.run, self.size, self.flushes, self.floor = run, size, flushes, floor
-        self._waiting: deque[tuple[tuple[Principal, uuid.UUID, uuid.UUID], asyncio.Future[None]]] = deque()
-        self._settling = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+
+class Settler:
+    """Registrations to settle, from concurrent statement requests, settled together (`settle_many`, in groups:
+    grouping.py). A request is answered after its group is done, so a 200 for a terminated statement means its
+    registration is settled (or, when that failed, logged and left pending: never the statements' failure)."""
+
+    def __init__(self, run: Callable[[list[Item]], Awaitable[None]], *, size: int = 64, flushes: int = 2,
+                 floor: int = 4) -> None:
+        async def handle(items: list[Item]) -> list[None | BaseException]:
+            try:
+                await run(items)
+            except Exception:
+                log.exception("cmi5 registrations could not be settled; they stay pending")
+            return [None] * len(items)
+
+        self.groups: Groups[Item, None] = Groups(handle, size=size, flushes=flushes, floor=floor)
 
     async def settle(self, principal: Principal, base_id: uuid.UUID, registration: uuid.UUID) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((principal, base_id, registration), future))
-        self._start()
-        await future
-
-    def _start(self) -> None:
-        while self._settling < self.flushes and self._waiting:
-            if self._settling and len(self._waiting) < self.floor:
-                return
-            group = [self._waiting.popleft() for _ in range(min(self.size, len(self._waiting)))]
-            self._settling += 1
-            task = asyncio.get_running_loop().create_task(self._settle(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _settle(self, group: list[tuple[tuple[Principal, uuid.UUID, uuid.UUID], asyncio.Future[None]]]) -> None:
-        try:
-            await self.run([item for item, _ in group])
-        except Exception:  # never the statements' failure: the registrations stay pending
-            log.exception("cmi5 registrations could not be settled; they stay pending")
-        finally:
-            self._settling -= 1
-            for _, future in group:
-                if not future.done():
-                    future.set_result(None)
-            self._start()
+        await self.groups.submit((principal, base_id, registration))
 
 
 async def outcome(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
