@@ -53,13 +53,6 @@ _INSERT = """
                                                  id_number_enc, name, unit, request_hash, created_at)
     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9::jsonb, $10, $11)
     ON CONFLICT (base_id, registration) DO NOTHING"""
-_STATEMENTS = """
-    SELECT statement FROM hours_ledger.xapi_statements
-    WHERE base_id = $1 AND registration = $2 AND NOT voided AND activity_id = ANY($3::text[]) ORDER BY seq"""
-_LAUNCH_DATA = """
-    SELECT activity_id, content FROM hours_ledger.xapi_documents
-    WHERE base_id = $1 AND kind = 'state' AND registration = $2 AND doc_id = $3 AND agent = $4
-      AND activity_id = ANY($5::text[])"""
 _DECIDED = """
     UPDATE hours_ledger.xapi_registrations SET state = $3, record_id = $4, outcome = $5::jsonb, decided_at = $6
     WHERE base_id = $1 AND registration = $2"""
@@ -115,7 +108,7 @@ async def enrol(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, princi
         if not course["aus"]:
             raise InvalidInput("the course has no xapi_activity_ids (PUT /v1/courses/{id}/xapi-activity-ids)",
                                rule="xapi-no-activities", field="course_id")
-        actor = {k: v for k, v in body.actor.items()}
+        actor = body.actor
         digest = _request_hash(keys, body.course_id, actor, body)
         inserted = await conn.execute(
             _INSERT, base_id, registration, body.course_id, orjson.dumps(actor).decode(), learner, body.id_type,
@@ -132,65 +125,20 @@ async def enrol(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, princi
     return 201, _out(keys, row)
 
 
-async def _reading(conn: asyncpg.Connection, row: Any, ext: cmi5.Extensions) -> tuple[cmi5.Reading, Any, list[str]]:
-    course = await conn.fetchrow(_COURSE, row["course_id"])
-    aus = list(course["aus"]) if course else []
-    raw = [r["statement"] for r in await conn.fetch(_STATEMENTS, row["base_id"], row["registration"], aus)]
-    statements = [s if isinstance(s, dict) else orjson.loads(s) for s in raw]
-    launch: dict[str, Any] = {}
-    for doc in await conn.fetch(_LAUNCH_DATA, row["base_id"], str(row["registration"]), cmi5.LAUNCH_DATA,
-                                row["learner"], aus):
-        try:
-            launch[doc["activity_id"]] = orjson.loads(doc["content"])
-        except orjson.JSONDecodeError:
-            continue
-    return cmi5.read(statements, aus, row["learner"], launch, ext), course, [s["id"] for s in statements]
-
-
 async def settle(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, principal: Principal,
                  base_id: uuid.UUID, registration: uuid.UUID) -> None:
-    """Write the registration's record if it is done and not yet written. Never raises for the statements'
-    sake: a failure is logged and the registration stays pending."""
+    """Write the registration's record if it is done and not yet written (`_settle_many`, a set of one). Never
+    raises for the statements' sake: a failure is logged and the registration stays pending."""
     for _ in range(intake.ATTEMPTS):
         try:
             async with intake.transaction(engine) as conn:
-                await _settle(conn, engine, keys, principal, base_id, registration, ext)
+                await _settle_many(conn, engine, keys, ext, [(principal, base_id, registration)])
             return
         except intake.FALLBACK:
             continue
         except Exception:
             log.exception("a cmi5 registration could not be settled; it stays pending")
             return
-
-
-async def _settle(conn: asyncpg.Connection, engine: AsyncEngine, keys: PiiKeys, principal: Principal,
-                  base_id: uuid.UUID, registration: uuid.UUID, ext: cmi5.Extensions) -> None:
-    row = await conn.fetchrow(_FIND + " FOR UPDATE", base_id, registration)
-    if row is None or row["state"] == "recorded":
-        return
-    reading, course, ids = await _reading(conn, row, ext)
-    if course is None or cmi5.pending_reason(reading) is not None:
-        return
-    now = clock()
-    try:
-        body = cmi5.record(reading, registration, row["course_id"], course["mode"], _person(keys, row))
-    except ValidationError as exc:
-        problem = InvalidInput(f"the registration's record is not valid: {exc.errors()[0]['msg']}",
-                               rule="cmi5-record-invalid", field="sittings")
-        await conn.execute(_DECIDED, base_id, registration, "refused", None, _decided(problem.body(), ids), now)
-        return
-    try:
-        outcome = (await intake.push_within(conn, engine.url, [principal], [body], keys, now))[0]
-    except intake.FALLBACK:
-        raise
-    except Problem as exc:
-        outcome = intake.Refused(exc)
-    if isinstance(outcome, intake.Credited | intake.Replayed):
-        await conn.execute(_DECIDED, base_id, registration, "recorded", outcome.result.record_id,
-                           _decided(outcome.result.json(), ids), now)
-    elif isinstance(outcome, intake.Refused):
-        await conn.execute(_DECIDED, base_id, registration, "refused", None, _decided(outcome.problem.body(), ids),
-                           now)
 
 
 def _decided(answer: dict[str, Any], statements: list[str]) -> str:
@@ -226,6 +174,39 @@ _LAUNCH_MANY = """
       AND registration = ANY($2::text[]) AND doc_id = $3"""
 
 
+async def _readings(conn: asyncpg.Connection, base_id: uuid.UUID, rows: Sequence[Any], ext: cmi5.Extensions,
+                    courses: dict[Any, Any]) -> list[tuple[cmi5.Reading, Any, list[str]]]:
+    """Each registration row of the base as cmi5 reads it, with its course (None: unknown) and the ids of the
+    statements read: three statements for all of them (`courses` caches the courses across calls)."""
+    if not rows:
+        return []
+    unknown = list({r["course_id"] for r in rows} - courses.keys())
+    if unknown:
+        courses.update({c["id"]: c for c in await conn.fetch(_COURSES, unknown)})
+    regs = [r["registration"] for r in rows]
+    statements: dict[Any, list[tuple[str, Any]]] = {}
+    for r in await conn.fetch(_STATEMENTS_MANY, base_id, regs):
+        statements.setdefault(r["registration"], []).append((r["activity_id"], r["statement"]))
+    # By the documents' key (activity, agent, registration), as the State API stores them.
+    aus = sorted({au for r in rows if r["course_id"] in courses for au in courses[r["course_id"]]["aus"]})
+    launch: dict[str, list[Any]] = {}
+    for r in await conn.fetch(_LAUNCH_MANY, base_id, [str(x) for x in regs], cmi5.LAUNCH_DATA, aus,
+                              sorted({r["learner"] for r in rows})):
+        launch.setdefault(r["registration"], []).append(r)
+    out = []
+    for row in rows:
+        course = courses.get(row["course_id"])
+        units = list(course["aus"]) if course else []
+        kept = [_json(s) for a, s in statements.get(row["registration"], []) if a in units]
+        data: dict[str, Any] = {}
+        for doc in launch.get(str(row["registration"]), []):
+            if doc["agent"] == row["learner"] and doc["activity_id"] in units:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    data[doc["activity_id"]] = orjson.loads(doc["content"])
+        out.append((cmi5.read(kept, units, row["learner"], data, ext), course, [s["id"] for s in kept]))
+    return out
+
+
 async def settle_many(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions,
                       items: Sequence[tuple[Principal, uuid.UUID, uuid.UUID]]) -> None:
     """`settle` for several registrations in one transaction: each base's registrations locked and read in three
@@ -250,43 +231,19 @@ async def _settle_many(conn: asyncpg.Connection, engine: AsyncEngine, keys: PiiK
     for base_id, registration in senders:
         by_base.setdefault(base_id, []).append(registration)
     rows: list[Any] = []
-    statements: dict[tuple[Any, Any], list[tuple[str, Any]]] = {}
-    launch: dict[tuple[Any, Any], list[Any]] = {}
+    readings: list[tuple[cmi5.Reading, Any, list[str]]] = []
     courses: dict[Any, Any] = {}
     for base_id in sorted(by_base):
-        registrations = sorted(set(by_base[base_id]))
-        found = await conn.fetch(_LOCK_MANY, base_id, registrations)
-        if not found:
-            continue
+        found = await conn.fetch(_LOCK_MANY, base_id, sorted(set(by_base[base_id])))
         rows += found
-        unknown = list({r["course_id"] for r in found} - courses.keys())
-        if unknown:
-            courses.update({c["id"]: c for c in await conn.fetch(_COURSES, unknown)})
-        regs = [r["registration"] for r in found]
-        for r in await conn.fetch(_STATEMENTS_MANY, base_id, regs):
-            statements.setdefault((base_id, r["registration"]), []).append((r["activity_id"], r["statement"]))
-        # By the documents' key (activity, agent, registration), as the State API stores them.
-        aus = sorted({au for r in found if r["course_id"] in courses for au in courses[r["course_id"]]["aus"]})
-        for r in await conn.fetch(_LAUNCH_MANY, base_id, [str(x) for x in regs], cmi5.LAUNCH_DATA, aus,
-                                  sorted({r["learner"] for r in found})):
-            launch.setdefault((base_id, r["registration"]), []).append(r)
+        readings += await _readings(conn, base_id, found, ext, courses)
     if not rows:
         return
     now = clock()
     decided: list[tuple[Any, ...]] = []
     pushing: list[tuple[Any, list[str], schemas.RecordIn]] = []
-    for row in rows:
+    for row, (reading, course, ids) in zip(rows, readings, strict=True):
         key = (row["base_id"], row["registration"])
-        course = courses.get(row["course_id"])
-        aus = list(course["aus"]) if course else []
-        kept = [orjson.loads(s) if isinstance(s, str) else s for a, s in statements.get(key, []) if a in aus]
-        data: dict[str, Any] = {}
-        for doc in launch.get((row["base_id"], str(row["registration"])), []):
-            if doc["agent"] == row["learner"] and doc["activity_id"] in aus:
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    data[doc["activity_id"]] = orjson.loads(doc["content"])
-        reading = cmi5.read(kept, aus, row["learner"], data, ext)
-        ids = [s["id"] for s in kept]
         if course is None or cmi5.pending_reason(reading) is not None:
             continue
         try:
@@ -353,7 +310,7 @@ async def outcome(engine: AsyncEngine, keys: PiiKeys, ext: cmi5.Extensions, prin
         await settle(engine, keys, ext, principal, base_id, registration)
     async with pooled(engine) as conn:
         row = await conn.fetchrow(_FIND, base_id, registration)
-        reading, _, ids = await _reading(conn, row, ext)
+        [(reading, _, ids)] = await _readings(conn, base_id, [row], ext, {})
         record = await conn.fetchrow(_RECORD, row["record_id"]) if row["record_id"] else None
     violations = [v.json() for v in reading.violations]
     decided = _json(row["outcome"]) or {}

@@ -265,9 +265,6 @@ _VOID = """UPDATE hours_ledger.xapi_statements SET voided = true
            WHERE base_id = $1 AND id = ANY($2::uuid[]) AND verb_id <> $3"""
 
 
-_INSERT_ONE = _INSERT + " ON CONFLICT (base_id, id) DO NOTHING RETURNING id"
-
-
 def _loaded(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str) else value
 
@@ -289,14 +286,6 @@ async def store(conn: asyncpg.Connection, base_id: uuid.UUID, statements: list[d
     are kept as they are, with another statement raise Conflict. Returns the ids in order."""
     stored = stored.replace(microsecond=stored.microsecond // 1000 * 1000)  # as `stored` says it: milliseconds
     prepared = [prepare(s, authority, stored) for s in statements]
-    if len(prepared) == 1 and prepared[0]["verb"]["id"] != validation.VOIDED:
-        # One statement that voids nothing: one statement to the database (a repeat is then read and compared).
-        kept = prepared[0]
-        if await conn.fetchval(_INSERT_ONE, *_row(base_id, stored, kept)) is None:
-            found = await conn.fetchrow(_FIND, base_id, [uuid.UUID(kept["id"])])
-            if found is None or not same_statement(_loaded(found["statement"]), statements[0]):
-                raise Conflict(kept["id"])
-        return [kept["id"]]
     ids = [s["id"] for s in prepared]
     if len(set(ids)) != len(ids):
         raise validation.StatementError("id", "xapi-duplicate-id", "two statements of the request have one id")
