@@ -11,11 +11,12 @@ from xueshi_shared.pii import load_keys
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
-from . import HISTORY, intake
+from . import HISTORY, intake, statistics
 from .api import hot_router
 from .api import router as ledger_router
 from .groupcommit import GroupCommit
 from .pushing import KnownTokens
+from .statistics_api import router as statistics_router
 from .xapi import (
     cmi5,
     documents,  # noqa: F401  (its routes join the xAPI router)
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Study records pushed by training bases, the province's rules across all bases, transcripts.",
         settings=settings,
         histories=(IAM_HISTORY, HISTORY),
-        routers=[ledger_router, xapi_router],
+        routers=[ledger_router, statistics_router, xapi_router],
         hot_routers=[hot_router],
         other_bodies={"/v1/rosters": ("multipart/form-data",),
                       # xAPI documents are whatever the activity keeps (JSON, text, bytes)
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile",
                                                         "statements")}},
         body_limits={"/v1/rosters": settings.roster_max_bytes},
-        on_stop=_stop_rosters,
+        on_start=_start_folding,
+        on_stop=_stop,
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
@@ -67,8 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _stop_rosters(app: FastAPI) -> None:
-    """Uploads still being answered stop (each is marked interrupted; its answered rows stay)."""
+async def _start_folding(app: FastAPI) -> None:
+    """The statistics' background fold (statistics.py)."""
+    app.state.statistics_folder = statistics.Folder(app.state.engine, app.state.settings.statistics_fold_seconds)
+    app.state.statistics_folder.start()
+
+
+async def _stop(app: FastAPI) -> None:
+    """The fold stops; uploads still being answered stop (each is marked interrupted; its answered rows stay)."""
+    if getattr(app.state, "statistics_folder", None) is not None:
+        await app.state.statistics_folder.stop()
     tasks = list(app.state.roster_tasks)
     for task in tasks:
         task.cancel()

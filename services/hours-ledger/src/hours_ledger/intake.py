@@ -554,6 +554,9 @@ _WRITE = """
       SELECT u.base, u.ext, u.digest, u.pid, u.year, u.id
       FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::bigint[], $7::smallint[], $21::bytea[])
         AS u(base, id, ext, pid, year, digest)),
+    stq AS (  -- for the statistics (statistics.py), which fold it a person's year at a time
+      INSERT INTO hours_ledger.statistics_queue (person_id, year, record_id, change)
+      SELECT u.pid, u.year, u.id, 'credit' FROM unnest($5::bigint[], $7::smallint[], $3::uuid[]) AS u(pid, year, id)),
     sit AS (
       INSERT INTO hours_ledger.sittings (person_id, year, record_id, started_at, ended_at, media_seconds,
         identity_passed, identity_failed, mode)

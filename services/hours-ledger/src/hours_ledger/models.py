@@ -315,3 +315,71 @@ class XapiRegistration(Base):
     record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     decided_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class StatisticsQueue(Base):
+    """A record credited or reversed, not yet in the statistics: written with the change, consumed by the fold."""
+
+    __tablename__ = "statistics_queue"
+    __table_args__ = (sa.CheckConstraint("change IN ('credit', 'reversal')", name="statistics_queue_change"),)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=False), primary_key=True)
+    year: Mapped[int] = mapped_column(sa.SmallInteger)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    change: Mapped[str] = mapped_column(sa.String(16))
+
+
+STATISTICS_MEASURES = ("people", "people_credited", "people_public_met", "people_yearly_met", "records",
+                       "credited_hours", "public_hours", "other_topic_hours", "professional_hours", "reported_minutes",
+                       "counted_minutes")
+
+
+class StatisticsGroup(Base):
+    """The statistics' counters of a key (domain/statistics.py): year, scope, dimension and value."""
+
+    __tablename__ = "statistics_groups"
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    dim: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    people: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    people_credited: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    people_public_met: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    people_yearly_met: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    records: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    credited_hours: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    public_hours: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    other_topic_hours: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    professional_hours: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    reported_minutes: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    counted_minutes: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class StatisticsCut(Base):
+    """The records and minutes a rule cut, per key."""
+
+    __tablename__ = "statistics_cuts"
+    year: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    dim: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    rule: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    records: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    minutes: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class StatisticsUnit(Base):
+    """The latest name a unit (USCC) was reported under."""
+
+    __tablename__ = "statistics_units"
+    uscc: Mapped[str] = mapped_column(sa.String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+
+
+class StatisticsState(Base):
+    """Up to when the counters hold everything committed."""
+
+    __tablename__ = "statistics_state"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="statistics_state_one"),)
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    folded_through: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))

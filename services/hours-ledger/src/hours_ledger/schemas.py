@@ -404,3 +404,75 @@ class RegistrationOutcome(BaseModel):
     statements: list[str] = Field(description=(
         "Every statement of the registration about the course's AUs, in the order stored "
         "(GET /xapi/statements?registration=… gives them)."))
+
+
+# ---- statistics ---------------------------------------------------------------------------------------
+
+class CutOut(BaseModel):
+    records: int = Field(description="Records an adjustment of the rule touched")
+    minutes: int = Field(description="Minutes the rule cut")
+
+
+class StatisticsMeasures(BaseModel):
+    people: int = Field(description="People with at least one record here that is not reversed")
+    people_credited: int = Field(description="Of those, people with a record here that credits at least one 学时")
+    people_public_met: int = Field(description="Of those, people whose transcript says public_requirement_met")
+    people_yearly_met: int = Field(description="Of those, people whose transcript says yearly_requirement_met "
+                                               "(90 学时, professional at least two thirds)")
+    records: int
+    credited_hours: int
+    public_hours: int = Field(description="Credited 学时 of the plan's public-subject topics")
+    other_topic_hours: int = Field(description="Credited 学时 of other public-subject topics")
+    professional_hours: int
+    reported_minutes: int = Field(description="Wall time of the records' sittings, as reported")
+    counted_minutes: int
+    cuts: dict[str, CutOut] = Field(description="Per rule: the records it touched and the minutes it cut")
+
+
+class StatisticsGroupOut(StatisticsMeasures):
+    key: str = Field(description="The group: a GB/T 2260 code, a USCC, an authority, field or topic code, a "
+                                 "base's id, or an ISO week (2026-W48)")
+    name: str | None = Field(description="What people read: the region's, unit's, base's, field's, authority's or "
+                                         "topic's name; a week's Monday")
+
+
+class StatisticsScopeOut(BaseModel):
+    kind: Literal["province", "city", "county", "authority", "field", "topic", "base"]
+    code: str | None
+
+
+class StatisticsOut(BaseModel):
+    year: int
+    group_by: str
+    dimension: Literal["city", "county", "unit", "authority", "field", "topic", "base", "week"]
+    scope: StatisticsScopeOut
+    as_of: dt.datetime | None = Field(description="Every change committed before this instant is counted")
+    required_hours: int | None = Field(description="The year's public-subject requirement (its plan)")
+    total: StatisticsMeasures = Field(description="The whole scope (people counted once)")
+    total_groups: int
+    groups: list[StatisticsGroupOut]
+
+
+class QualityRuleOut(BaseModel):
+    minutes: int
+    records: int
+    share: float = Field(description="Minutes the rule cut / the base's reported minutes")
+    province_median: float | None = Field(description="The median share across the province's bases with minutes")
+
+
+class QualityBaseOut(BaseModel):
+    base_id: str
+    name: str | None
+    records: int
+    reported_minutes: int
+    counted_minutes: int
+    rules: dict[str, QualityRuleOut]
+
+
+class BaseQualityOut(BaseModel):
+    year: int
+    scope: StatisticsScopeOut
+    as_of: dt.datetime | None
+    rules: list[str]
+    province_bases: int
+    bases: list[QualityBaseOut]

@@ -22,13 +22,11 @@ from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, 
 
 from .chain import entry_hash
 from .domain import facts, rules
+from .domain.statistics import requirements
 from .intake import FIND_PEOPLE
-from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting
+from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting, StatisticsQueue
 
 HR_AUTHORITY = "A12"
-# 人社部令第25号《专业技术人员继续教育规定》第八条: at least 90 学时 a year, professional at least two thirds.
-YEARLY_HOURS = 90
-PROFESSIONAL_SHARE = (2, 3)
 
 
 # ---- the hash chain -----------------------------------------------------------------------------
@@ -113,6 +111,8 @@ async def reverse_record(db: AsyncSession, principal: Principal, record_id: uuid
     for day, seconds in per_day:
         await db.execute(sa.update(PersonDay).where(PersonDay.person_id == person["id"], PersonDay.day == day)
                          .values(seconds=PersonDay.seconds - int(seconds)))
+    await db.execute(sa.insert(StatisticsQueue).values(person_id=found.person_id, year=found.year,
+                                                       record_id=record_id, change="reversal"))
     await _append_entry(db, person, record_id=record_id, kind="reversal", hours=record.credited_hours,
                         seconds=record.counted_seconds, actor_id=principal.id, reason=reason, now=now)
     await db.flush()
@@ -200,7 +200,8 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
     history = (await db.execute(sa.select(NameChange).where(NameChange.person_id == person.id)
                                 .order_by(NameChange.id))).scalars().all()
     required = plan.required_hours if plan else 0
-    share_num, share_den = PROFESSIONAL_SHARE
+    public_met, yearly_met = requirements(public_hours, other_hours, professional_hours,
+                                          plan.required_hours if plan else None)
     return {
         "id_number": person.id_masked, "id_type": person.id_type, "name": person.name, "year": year,
         "name_history": [{"old_name": h.old_name, "new_name": h.new_name, "reason": h.reason,
@@ -212,8 +213,8 @@ async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_n
         "professional": {"credited_hours": professional_hours,
                          "fields": [{"code": f, "credited_hours": n} for f, n in sorted(professional_by_field.items())]},
         "total_hours": total_hours,
-        "public_requirement_met": plan is not None and public_hours >= required,
-        "yearly_requirement_met": total_hours >= YEARLY_HOURS and professional_hours * share_den >= total_hours * share_num,
+        "public_requirement_met": public_met,
+        "yearly_requirement_met": yearly_met,
         "records": lines,
     }
 

@@ -54,6 +54,12 @@ PLACEMENTS: dict[str, Placement] = {
     "hours_ledger.entries": _person(),
     "hours_ledger.seminar_trainees": _person(),
     "hours_ledger.name_changes": _person(),
+    # the statistics: the queue is written with each record (the person's); the counters are read per request
+    "hours_ledger.statistics_queue": _person(),
+    "hours_ledger.statistics_groups": COORDINATOR,
+    "hours_ledger.statistics_cuts": COORDINATOR,
+    "hours_ledger.statistics_units": COORDINATOR,
+    "hours_ledger.statistics_state": COORDINATOR,
     # the ledger: lookups by something else than the person
     "hours_ledger.person_keys": Placement("distributed", "id_hash", "id-hash"),
     "hours_ledger.record_keys": Placement("distributed", "base_id", "base"),
