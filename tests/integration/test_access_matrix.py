@@ -107,6 +107,12 @@ async def world(catalog, ledger, verification, admin, engine, stamps):  # noqa: 
         ("ledger", "POST", "/v1/people/transcript", {"id_number": person, "year": 2026}, ("auditor",)),
         ("ledger", "POST", "/v1/people/name-corrections", {"id_number": person, "name": "冒名", "reason": "x"}, ()),
         ("ledger", "GET", "/v1/ledger/integrity", None, ("auditor",)),
+        # Statistics: staff read their own scope; a filter outside it is refused (a reviewer's region filter is a
+        # combination the counters do not hold: 422, tested in test_statistics.py).
+        ("ledger", "GET", "/v1/statistics/2026?region=350100", None, ("auditor", "unrelated_reviewer")),
+        ("ledger", "GET", "/v1/statistics/2026/base-quality?region=350100&format=csv", None,
+         ("auditor", "unrelated_reviewer")),
+        ("ledger", "GET", "/v1/statistics/2026?group_by=base&field=A20.1", None, ("auditor", "xiamen_admin")),
         ("catalog", "POST", "/v1/seminars", project(organizer=organiser, title="另一研修班"), ()),
         ("catalog", "PATCH", f"/v1/seminars/{seminar_id}", {"location": "泉州", "reason": "场地调整"}, ()),
         ("catalog", "POST", f"/v1/seminars/{seminar_id}/approval", None, ()),
