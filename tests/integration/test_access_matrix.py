@@ -113,6 +113,8 @@ async def world(catalog, ledger, verification, admin, engine, stamps):  # noqa: 
         ("ledger", "GET", "/v1/statistics/2026/base-quality?region=350100&format=csv", None,
          ("auditor", "unrelated_reviewer")),
         ("ledger", "GET", "/v1/statistics/2026?group_by=base&field=A20.1", None, ("auditor", "xiamen_admin")),
+        # The annual report is of the caller's own scope: a base's key is refused; staff each get their own.
+        ("verification", "GET", "/v1/reports/2026/annual", None, ("xiamen_admin", "unrelated_reviewer", "auditor")),
         ("catalog", "POST", "/v1/seminars", project(organizer=organiser, title="另一研修班"), ()),
         ("catalog", "PATCH", f"/v1/seminars/{seminar_id}", {"location": "泉州", "reason": "场地调整"}, ()),
         ("catalog", "POST", f"/v1/seminars/{seminar_id}/approval", None, ()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -15,7 +15,7 @@ from xueshi_shared.schemas import ProblemDocument
 from xueshi_shared.timekeeping import now
 from xueshi_shared.web import CurrentPrincipal, DbSession, OrjsonRoute, PublicClient, limit_client
 
-from . import schemas, service
+from . import reports, schemas, service
 
 router = APIRouter(route_class=OrjsonRoute)
 BodyCode = Annotated[str, Path(pattern=r"^(35[0-9]{4}|A[0-9]{2})$")]
@@ -217,3 +217,24 @@ async def verify_page(proof_id: str, request: Request, session: DbSession, _: No
                f"<dt>证明编号</dt><dd style=\"word-break:break-all\">{e(v['proof_id'])}</dd></dl>"
                f"<h2 style=\"font-size:1rem\">{e(v['title'])}</h2><table>{rows}</table>")
     return HTMLResponse(_PAGE.format(title=e(v["title"]), content=content), headers=_PAGE_POLICY)
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/v1/reports/{year}/annual", tags=["reports"], response_class=Response, responses={
+    200: {"content": {_XLSX: {}, "application/pdf": {}},
+          "description": "The report of the staff member's scope: XLSX sheets, or a PDF certified with the bureau's stamp"},
+    403: {"model": ProblemDocument, "description": "Not staff"},
+    409: {"model": ProblemDocument, "description": "The bureau has no stamp yet (PDF)"}},
+    summary="The December report (各地区各行业主管部门继续教育开展情况) of the staff member's own scope")
+async def annual_report(year: Annotated[int, Path(ge=2000, le=2100)], request: Request, principal: CurrentPrincipal,
+                        session: DbSession, format: Annotated[Literal["xlsx", "pdf"], Query()] = "xlsx") -> Response:
+    report = await reports.annual(session, principal, year, now())
+    request.state.audit_target = {"report": f"{year}/annual", "scope": report.scope_key, "format": format}
+    if format == "pdf":
+        data, media = await reports.pdf(session, request.app.state.stamp_secret, report), "application/pdf"
+    else:
+        data, media = reports.xlsx(report), _XLSX
+    return Response(data, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="xueshi-annual-{year}.{format}"', "Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ Revises: hours_ledger_0011
 - statistics_groups / statistics_cuts: the counters per key (domain/statistics.py) and per key and rule.
 - statistics_units: the latest name each unit (USCC) was reported under, for the groups by unit.
 - statistics_state: up to when the counters hold everything committed (the answers' `as_of`).
+- published_statistics: the counters with that instant, for the annual report (verification service).
 """
 
 import sqlalchemy as sa
@@ -68,6 +69,10 @@ def upgrade() -> None:
         schema="hours_ledger",
     )
     op.execute("INSERT INTO hours_ledger.statistics_state (id, folded_through) VALUES (1, NULL)")
+    # What the other services read (the annual report, verification service): the counters and their cut-off.
+    op.execute("""CREATE VIEW hours_ledger.published_statistics AS
+        SELECT g.*, (SELECT folded_through FROM hours_ledger.statistics_state WHERE id = 1) AS folded_through
+        FROM hours_ledger.statistics_groups g""")
     op.execute("""
         INSERT INTO hours_ledger.statistics_queue (person_id, year, record_id, change)
         SELECT person_id, year, id, 'credit' FROM hours_ledger.records
@@ -76,5 +81,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW hours_ledger.published_statistics")
     for table in ("statistics_state", "statistics_units", "statistics_cuts", "statistics_groups", "statistics_queue"):
         op.drop_table(table, schema="hours_ledger")
