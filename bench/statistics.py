@@ -56,7 +56,7 @@ WITH r AS (
     CASE WHEN g % 5 = 0 THEN 14400 ELSE 18900 END, CASE WHEN g % 5 = 0 THEN 5 ELSE 7 END,
     CASE WHEN g % 5 = 0 THEN 'partial' ELSE 'credited' END,
     CASE WHEN g % 5 = 0 THEN '[{{"rule": "parallel-study", "minutes": 75, "hours": 0, "day": null, "detail": ""}}]'
-         ELSE '[]' END
+         ELSE '[]' END::jsonb
   FROM generate_series($2::bigint, $3::bigint - 1) AS g
   RETURNING id, person_id, external_id),
 s AS (

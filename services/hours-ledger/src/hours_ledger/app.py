@@ -7,13 +7,14 @@ import asyncio
 from fastapi import FastAPI
 from xueshi_shared.app import build_service_app
 from xueshi_shared.migrations import IAM_HISTORY
-from xueshi_shared.pii import load_keys
+from xueshi_shared.pii import derive_key, load_keys, load_master
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
 from . import HISTORY, intake, statistics
 from .api import hot_router
 from .api import router as ledger_router
+from .console import router as console_router
 from .groupcommit import GroupCommit
 from .pushing import KnownTokens
 from .statistics_api import router as statistics_router
@@ -36,9 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Study records pushed by training bases, the province's rules across all bases, transcripts.",
         settings=settings,
         histories=(IAM_HISTORY, HISTORY),
-        routers=[ledger_router, statistics_router, xapi_router],
+        routers=[ledger_router, statistics_router, console_router, xapi_router],
         hot_routers=[hot_router],
         other_bodies={"/v1/rosters": ("multipart/form-data",),
+                      # the console's two forms, as browsers send them
+                      **{f"/console/{p}": ("application/x-www-form-urlencoded",) for p in ("sign-in", "sign-out")},
                       # xAPI documents are whatever the activity keeps (JSON, text, bytes)
                       # the statement resource answers other media types itself (400, as xAPI says)
                       **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile",
@@ -49,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
     app.state.pii_keys = load_keys(settings.pii_key, settings.data_dir / "pii.key")
+    # The console's session cookies are sealed with a key of their own (console.py).
+    app.state.console_key = derive_key(load_master(settings.pii_key, settings.data_dir / "pii.key"), "console-session")
     app.state.cmi5_extensions = cmi5.Extensions.under(xapi_home(settings))  # Xueshi's extension IRIs
     # Statements of concurrent requests, written together (xapi/grouped.py).
     app.state.statement_groups = grouped.StatementGroups(lambda: app.state.engine)

@@ -32,24 +32,19 @@ _FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}, X
             422: {"model": ProblemDocument, "description": "An unknown group, filter value or filter combination"}}
 
 
-class _Reader:
+async def _read(engine: Any, principal: Any, year: int, filters: dict[str, str | None],
+                work: Any) -> tuple[statistics.Scope, statistics.Names, Any, Any]:
     """Fold what is queued, then read in one snapshot."""
-
-    def __init__(self, request: Request) -> None:
-        self.engine = request.app.state.engine
-
-    async def __call__(self, principal: Any, year: int, filters: dict[str, str | None],
-                       work: Any) -> tuple[statistics.Scope, statistics.Names, Any, Any]:
-        principal.require_staff()
-        await statistics.fold(self.engine)
-        async with self.engine.connect() as c:
-            conn = await statistics.raw(c)
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                labels = await statistics.names(conn, year)
-                scope = statistics.scope_of(principal, filters, labels.owners, {*labels.topics, "other"})
-                result = await work(conn, scope, labels)
-                as_of = await statistics.folded_through(conn)
-        return scope, labels, result, as_of
+    principal.require_staff()
+    await statistics.fold(engine)
+    async with engine.connect() as c:
+        conn = await statistics.raw(c)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            labels = await statistics.names(conn, year)
+            scope = statistics.scope_of(principal, filters, labels.owners, {*labels.topics, "other"})
+            result = await work(conn, scope, labels)
+            as_of = await statistics.folded_through(conn)
+    return scope, labels, result, as_of
 
 
 def _sheet(columns: list[str], rows: list[dict[str, Any]], fmt: str, name: str) -> Response:
@@ -101,13 +96,19 @@ async def get_statistics(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     filters = {"region": region, "authority": authority, "field": field, "topic": topic, "base": base}
+    return await statistics_answer(request.app.state.engine, principal, year, group_by, level, filters, format,
+                                   limit, offset)
+
+
+async def statistics_answer(engine: Any, principal: Any, year: int, group_by: str, level: str | None,
+                            filters: dict[str, str | None], format: str, limit: int = 1000, offset: int = 0) -> Any:
     dim: dict[str, str] = {}
 
     async def work(conn: asyncpg.Connection, scope: statistics.Scope, labels: statistics.Names) -> Any:
         dim["name"] = statistics.dimension(group_by, level, scope)
         return await statistics.read(conn, year, scope, dim["name"], labels)
 
-    scope, labels, result, as_of = await _Reader(request)(principal, year, filters, work)
+    scope, labels, result, as_of = await _read(engine, principal, year, filters, work)
     groups = result["groups"]
     if format != "json":
         rules = sorted({r for g in [result["total"], *groups] for r in g["cuts"]} | set(QUALITY_RULES))
@@ -118,6 +119,11 @@ async def get_statistics(
             "scope": {"kind": scope.kind, "code": scope.code}, "as_of": as_of,
             "required_hours": labels.required_hours, "total": result["total"], "total_groups": len(groups),
             "groups": groups[offset:offset + limit]}
+
+
+async def export_statistics(engine: Any, principal: Any, year: int, group_by: str, format: str) -> Any:
+    """The console's downloads: the staff member's own scope."""
+    return await statistics_answer(engine, principal, year, group_by, None, {}, format)
 
 
 @router.get("/v1/statistics/{year}/base-quality", response_model=schemas.BaseQualityOut, responses=_FORMATS,
@@ -132,14 +138,21 @@ async def base_quality(
     format: Annotated[Format, Query()] = "json",
 ) -> Any:
     filters = {"region": region, "authority": authority, "field": field, "topic": topic}
+    return await quality_answer(request.app.state.engine, principal, year, filters, format)
 
+
+async def export_base_quality(engine: Any, principal: Any, year: int, format: str) -> Any:
+    return await quality_answer(engine, principal, year, {}, format)
+
+
+async def quality_answer(engine: Any, principal: Any, year: int, filters: dict[str, str | None], format: str) -> Any:
     async def work(conn: asyncpg.Connection, scope: statistics.Scope, labels: statistics.Names) -> Any:
         mine = await statistics.read(conn, year, scope, "base", labels)
         province = mine if scope.key == "" else await statistics.read(
             conn, year, statistics.Scope("", "province", None), "base", labels)
         return statistics.quality(mine["groups"], province["groups"])
 
-    scope, _, result, as_of = await _Reader(request)(principal, year, filters, work)
+    scope, _, result, as_of = await _read(engine, principal, year, filters, work)
     if format != "json":
         columns = ["base_id", "name", "records", "reported_minutes", "counted_minutes",
                    *(f"{r}:{m}" for r in QUALITY_RULES for m in ("minutes", "share", "province_median"))]

@@ -31,10 +31,11 @@ _ASSET_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "te
 _FIXED = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
 
 
-def page_policy(*, script: str = "'none'", style: str = "'none'", extra: str = "") -> str:
-    """A policy for an HTML page of this service: its own images and what it names for scripts and styles."""
+def page_policy(*, script: str = "'none'", style: str = "'none'", form: str = "'none'", extra: str = "") -> str:
+    """A policy for an HTML page of this service: its own images and what it names for scripts, styles and where
+    its forms may post."""
     return (f"default-src 'none'; script-src {script}; style-src {style}; img-src 'self' data:; connect-src 'self'; "
-            f"frame-ancestors 'none'; base-uri 'none'; form-action 'none'{extra}")
+            f"frame-ancestors 'none'; base-uri 'none'; form-action {form}{extra}")
 
 
 class SecurityHeaders:
