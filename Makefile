@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/transcript.py
 	$(BIN)/python bench/rosters.py
 	$(BIN)/python bench/xapi.py
+	$(BIN)/python bench/statistics.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade
