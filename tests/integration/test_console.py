@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from hours_ledger.app import create_app as create_ledger
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam import service as iam
@@ -139,6 +140,11 @@ async def test_the_forms_refuse_other_origins_and_missing_csrf_tokens(settings, 
         elsewhere = await client.post("/console/sign-in", data={"token": staff.token, "csrf": csrf},
                                       headers={"Origin": "https://evil.example"})
         assert elsewhere.status_code == 403 and "xs_console" not in elsewhere.cookies
+        wrong = await client.post("/console/sign-in", data={"token": "xs_guess", "csrf": csrf})
+        assert wrong.status_code == 401 and "xs_console" not in wrong.cookies
+        async with engine.connect() as conn:
+            outcomes = (await conn.execute(sa.text("SELECT outcome FROM iam.audit_events"))).scalars().all()
+        assert "authentication-failed: console sign-in" in outcomes and "xs_guess" not in str(outcomes)
         signed = await client.post("/console/sign-in", data={"token": staff.token, "csrf": csrf})
         assert signed.status_code == 303 and "xs_console" in signed.cookies
         assert "HttpOnly" in signed.headers["set-cookie"] and "SameSite=strict" in signed.headers["set-cookie"]

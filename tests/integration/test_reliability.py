@@ -61,7 +61,8 @@ async def test_every_protected_operation_refuses_anonymous_callers_and_nothing_i
                     assert response.status_code in (401, 415, 422), (method, url, response.status_code)
                 if protected and kwargs.get("headers"):
                     assert response.status_code in (401, 415, 422), (method, url, response.status_code)
-                if response.status_code >= 400 and not path.startswith("/verify/"):  # that one is a page for people
+                # /verify/ and /console/ are pages for people: they answer refusals as pages
+                if response.status_code >= 400 and not path.startswith(("/verify/", "/console/")):
                     assert response.headers["content-type"].startswith("application/problem+json"), (method, url)
 
 

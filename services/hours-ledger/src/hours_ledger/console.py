@@ -34,9 +34,9 @@ from xueshi_shared.browser import page_policy
 from xueshi_shared.iam.principal import Principal
 from xueshi_shared.iam.service import authenticate_digest
 from xueshi_shared.iam.tokens import digest
-from xueshi_shared.problems import Problem
+from xueshi_shared.problems import NotFound, Problem
 from xueshi_shared.timekeeping import now
-from xueshi_shared.web import DbSession
+from xueshi_shared.web import DbSession, audit_in_own_transaction, limit_client
 
 from . import statistics
 from .domain.statistics import QUALITY_RULES
@@ -131,7 +131,7 @@ def _sign_in_page(request: Request, error: str | None = None, status: int = 200)
 @router.get("/console/assets/{name}")
 async def asset(name: str) -> Response:
     if name not in ASSETS:
-        return Response(status_code=404)
+        raise NotFound("no such console asset", rule="not-found")
     # The font is the proofs' (WenQuanYi Micro Hei cut to GBK, Apache-2.0; verification/assets), so that pages
     # read the same on a machine without Chinese fonts.
     folder = (importlib.resources.files("verification") / "assets" if name == "body-font.ttf"
@@ -155,7 +155,11 @@ async def sign_in(request: Request, session: DbSession, token: Annotated[str, Fo
     token_digest = digest(token.strip())
     principal = await authenticate_digest(session, token_digest)
     if principal is None or not principal.is_staff:
+        # As a refused API token: audited, and a client failing too often gets 429 (web.refuse_token).
+        limit_client(request, request.app.state.auth_failure_limiter, "failed sign-ins")
+        await audit_in_own_transaction(request, None, "authentication-failed: console sign-in", 401)
         return _sign_in_page(request, "令牌无效、已吊销，或不是工作人员令牌。", 401)
+    await audit_in_own_transaction(request, principal, "succeeded: console sign-in", 303)
     response = RedirectResponse(f"/console/{now().year}", status_code=303)
     response.set_cookie(SESSION_COOKIE, seal(request.app.state.console_key, token_digest,
                                              int(time.time()) + SESSION_SECONDS),
