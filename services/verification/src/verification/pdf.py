@@ -39,7 +39,7 @@ from reportlab.pdfgen import canvas
 from .keys import StampKeys
 from .seal import seal_png
 
-__all__ = ["CREATOR", "PdfLine", "PdfProof", "render_and_sign"]
+__all__ = ["CREATOR", "PdfLine", "PdfProof", "certify", "render_and_sign"]
 
 FONT = "XueshiBody"
 CREATOR = "福建省专业技术人员继续教育学时登记系统（Xueshi）"
@@ -197,9 +197,13 @@ def render_and_sign(p: PdfProof, credential_json: bytes, stamp: StampKeys, ca_ce
             writer, data=credential_json, mime_type="application/vc+ld+json",
             params=EmbeddedFileParams(embed_size=True)),
         description="W3C Verifiable Credential (OpenBadgeCredential) of this proof"))
-    # A certification signature (the document's first, with DocMDP P=1): no change after it is permitted.
+    return certify(writer, stamp, ca_cert_pem, "学时验印")
+
+
+def certify(writer: IncrementalPdfFileWriter, stamp: StampKeys, ca_cert_pem: str, reason: str) -> bytes:
+    """A certification signature (the document's first, with DocMDP P=1): no change after it is permitted."""
     meta = signers.PdfSignatureMetadata(field_name="XueshiStamp", subfilter=fields.SigSeedSubFilter.PADES,
-                                        md_algorithm="sha256", reason="学时验印", name=stamp.name, certify=True,
+                                        md_algorithm="sha256", reason=reason, name=stamp.name, certify=True,
                                         docmdp_permissions=MDPPerm.NO_CHANGES)
     out = io.BytesIO()
     signers.sign_pdf(writer, meta, signer=_signer(stamp, ca_cert_pem), output=out)

@@ -29,7 +29,7 @@ from xueshi_shared.regions import CODES, PROVINCE
 
 from .keys import body_for_authority, body_names, current_stamp, load_stamp
 from .models import CertificateAuthority
-from .pdf import CREATOR, FONT, _signer
+from .pdf import CREATOR, FONT, certify
 from .seal import seal_png
 
 __all__ = ["Report", "annual", "pdf", "xlsx"]
@@ -212,8 +212,6 @@ def _page(report: Report) -> bytes:
 
 async def pdf(db: AsyncSession, secret: bytes, report: Report) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
-    from pyhanko.sign.fields import MDPPerm
 
     stamp_row = await current_stamp(db, report.body)
     if stamp_row is None:
@@ -225,12 +223,6 @@ async def pdf(db: AsyncSession, secret: bytes, report: Report) -> bytes:
     ca_pem = ca.cert_pem
 
     def sign() -> bytes:  # pyHanko runs its own event loop: in a thread
-        writer = IncrementalPdfFileWriter(io.BytesIO(_page(report)))
-        meta = signers.PdfSignatureMetadata(field_name="XueshiStamp", subfilter=fields.SigSeedSubFilter.PADES,
-                                            md_algorithm="sha256", reason="继续教育开展情况报告", name=stamp.name,
-                                            certify=True, docmdp_permissions=MDPPerm.NO_CHANGES)
-        out = io.BytesIO()
-        signers.sign_pdf(writer, meta, signer=_signer(stamp, ca_pem), output=out)
-        return out.getvalue()
+        return certify(IncrementalPdfFileWriter(io.BytesIO(_page(report))), stamp, ca_pem, "继续教育开展情况报告")
 
     return await asyncio.to_thread(sign)
