@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/transcript.py
 	$(BIN)/python bench/rosters.py
 	$(BIN)/python bench/xapi.py
-	$(BIN)/python bench/statistics.py
+	$(BIN)/python bench/hr_statistics.py
 
 migrate: $(STAMP)
 	$(BIN)/xueshi db upgrade

@@ -142,3 +142,4 @@ def test_run_with_database_url_starts_no_embedded_server(tmp_path, database_url,
         assert running.stop() == 0
     assert not list((tmp_path / ".data").rglob("postmaster.pid"))
     assert not (tmp_path / ".data" / "postgres").exists()
+

@@ -6,6 +6,11 @@ import asyncio
 import datetime as dt
 import io
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 
 import openpyxl
@@ -305,3 +310,29 @@ async def test_the_migration_queues_the_records_already_in_the_ledger(ledger, wo
             SELECT person_id, year, id, 'reversal' FROM hours_ledger.records WHERE reversed_at IS NOT NULL"""))
     after = await stats(ledger, admin)
     assert after["total"] == before["total"]
+
+
+async def test_the_statistics_fold_runs_as_a_process_of_its_own(tmp_path, database_url, engine, ledger, catalog,
+                                                               fuzhou):
+    """`xueshi serve statistics-fold` (which `xueshi run` starts) folds pushed records into the counters without a
+    statistics request, and stops cleanly on SIGTERM."""
+    base = await approved_base(catalog, fuzhou)
+    course = await approved_course(catalog, base, fuzhou, topic="5", hours=7)
+    body = record_body(course, ric(950), [online_sitting("2026-05-04T08:00:00+08:00", "2026-05-04T14:00:00+08:00")])
+    assert (await ledger.post("/v1/records", json=body, headers=base.headers)).status_code == 201
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XUESHI_")}
+    env.update(XUESHI_DATABASE_URL=database_url, XUESHI_STATISTICS_FOLD_SECONDS="0.2")
+    proc = subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", "statistics-fold"], env=env, cwd=tmp_path)
+    try:
+        deadline, people = time.monotonic() + 30, 0
+        while time.monotonic() < deadline and not people:
+            async with engine.connect() as conn:
+                people = await conn.scalar(sa.text(
+                    "SELECT people FROM hours_ledger.statistics_groups WHERE year = 2026 AND scope = '' AND dim = ''"))
+            await asyncio.sleep(0.2)
+        assert people == 1
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.statistics_queue")) == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

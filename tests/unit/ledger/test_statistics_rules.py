@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
 import pytest
-from hours_ledger.domain.statistics import Line, add_into, contribution, delta, keys_of, median, requirements, week_of
+from hours_ledger.domain.statistics import (
+    Line,
+    add_into,
+    contribution,
+    delta,
+    fold_delta,
+    keys_of,
+    median,
+    requirements,
+    week_of,
+)
 from hours_ledger.statistics import scope_of
 from hypothesis import given
 from hypothesis import strategies as st
@@ -91,6 +102,24 @@ def test_folding_one_change_at_a_time_in_any_order_adds_up_to_the_whole_year(yea
     want_g, want_c = contribution(year, 30)
     assert {k: v for k, v in groups.items() if any(v)} == want_g
     assert {k: v for k, v in cuts.items() if any(v)} == want_c
+
+
+# Hours large enough that the requirement flags cross often, both of them.
+heavy = st.builds(line, category=st.sampled_from(["public", "professional"]), code=st.sampled_from(["1", "other"]),
+                  authority=st.just("A20"), base=st.sampled_from(["b1", "b2"]), week=st.sampled_from(["W1", "W2"]),
+                  credited_hours=st.integers(0, 40),
+                  cuts=st.lists(st.tuples(st.just("daily-limit"), st.integers(1, 60)), max_size=1).map(tuple))
+
+
+@given(st.lists(st.tuples(st.one_of(lines, heavy), st.booleans(), st.booleans()), max_size=10),
+       st.sampled_from([30, None]))
+def test_the_folds_shortcut_is_the_definitions_difference(records, required):
+    """fold_delta (what the fold computes from the changed records) equals the difference of the definition's
+    contributions before and after, whatever changed: credits, reversals, flags crossing either way."""
+    plain = [(dataclasses.replace(line, reversed=False), was, now) for line, was, now in records]
+    before = [line for line, was, _ in plain if was]
+    after = [line for line, _, now in plain if now]
+    assert fold_delta(plain, required) == delta(contribution(before, required), contribution(after, required))
 
 
 def test_median():

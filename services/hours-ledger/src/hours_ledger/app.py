@@ -11,7 +11,7 @@ from xueshi_shared.pii import derive_key, load_keys, load_master
 from xueshi_shared.ratelimit import RateLimiter
 from xueshi_shared.settings import Settings
 
-from . import HISTORY, intake, statistics
+from . import HISTORY, intake
 from .api import hot_router
 from .api import router as ledger_router
 from .console import router as console_router
@@ -47,7 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       **{f"/xapi/{p}": ("*",) for p in ("activities/state", "activities/profile", "agents/profile",
                                                         "statements")}},
         body_limits={"/v1/rosters": settings.roster_max_bytes},
-        on_start=_start_folding,
         on_stop=_stop,
     )
     # Read once at start: without the key the ledger cannot store or find anyone.
@@ -74,16 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _start_folding(app: FastAPI) -> None:
-    """The statistics' background fold (statistics.py)."""
-    app.state.statistics_folder = statistics.Folder(app.state.engine, app.state.settings.statistics_fold_seconds)
-    app.state.statistics_folder.start()
-
-
 async def _stop(app: FastAPI) -> None:
-    """The fold stops; uploads still being answered stop (each is marked interrupted; its answered rows stay)."""
-    if getattr(app.state, "statistics_folder", None) is not None:
-        await app.state.statistics_folder.stop()
+    """Uploads still being answered stop (each is marked interrupted; its answered rows stay)."""
     tasks = list(app.state.roster_tasks)
     for task in tasks:
         task.cancel()

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     # A roster upload (POST /v1/rosters): the file's size, and its rows (one per sitting).
     roster_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     roster_max_rows: int = Field(default=200_000, ge=1)
-    # How often the ledger folds queued changes into the statistics' counters (each statistics request folds too).
+    # How often the statistics fold (`xueshi serve statistics-fold`) folds queued changes into the counters (each
+    # statistics request folds what is left too).
     statistics_fold_seconds: float = Field(default=1.0, gt=0)
     # The xAPI version the LRS (/xapi/) answers in when a request names none (the about resource, a refusal).
     xapi_default_version: Literal["1.0.3", "2.0.0"] = "1.0.3"

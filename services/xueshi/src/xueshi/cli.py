@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -400,13 +400,51 @@ def openapi_cmd(
         err.print(f"wrote {out / f'{name}.json'}")
 
 
+FOLDER = "statistics-fold"
+
+
+def _fold_forever(settings: Any) -> None:
+    """The statistics fold (hours_ledger/statistics.py) in a process of its own, every statistics_fold_seconds:
+    its CPU then never delays the requests of a serving process. One per deployment is enough; more are
+    harmless (an advisory lock lets one fold at a time)."""
+    from hours_ledger import statistics
+    from xueshi_shared.database import create_engine
+
+    async def main() -> None:
+        url = settings.effective_database_url()
+        if not url:
+            raise SystemExit("the statistics fold needs XUESHI_DATABASE_URL (xueshi run sets it)")
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        folder = statistics.Folder(engine, settings.statistics_fold_seconds)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        folder.start()
+        try:
+            await stop.wait()
+        finally:
+            await folder.stop()
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
 @app.command("serve")
-def serve(name: Annotated[str, typer.Argument(help="catalog, hours-ledger or verification")]) -> None:
-    """Run one service in the foreground (what `xueshi run` and the deploy process files call)."""
+def serve(name: Annotated[str, typer.Argument(help=f"catalog, hours-ledger, verification or {FOLDER}")]) -> None:
+    """Run one service in the foreground (what `xueshi run` and the deploy process files call). `statistics-fold`
+    is the process that folds recorded changes into the HR statistics' counters (it serves no HTTP)."""
     import uvicorn
 
     from .services import SERVICES
 
+    if name == FOLDER:
+        from xueshi_shared.observability import configure_logging
+
+        settings = _settings()
+        configure_logging(settings.log_level)
+        _fold_forever(settings)
+        return
     if name not in SERVICES:
         err.print(f"[red]unknown service {name!r}; one of {', '.join(SERVICES)}[/red]")
         raise typer.Exit(2)
@@ -480,7 +518,8 @@ def _wait_ready(urls: dict[str, str], procs: list[subprocess.Popen], timeout: fl
 
 @app.command("run")
 def run() -> None:
-    """Start the whole system: database (embedded unless DATABASE_URL), migrations, three services."""
+    """Start the whole system: database (embedded unless DATABASE_URL), migrations, three services and the
+    statistics fold."""
     from .services import SERVICES
 
     settings = _settings()
@@ -508,6 +547,7 @@ def run() -> None:
     for name, spec in SERVICES.items():
         procs.append(subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", name], env=env))
         urls[name] = f"http://{settings.host}:{spec.port(settings)}"
+    procs.append(subprocess.Popen([sys.executable, "-m", "xueshi.cli", "serve", FOLDER], env=env))
 
     stopping = False
 

@@ -33,7 +33,7 @@ from typing import TypeVar
 from .rules import OTHER_TOPIC
 
 __all__ = ["DIMENSIONS", "MEASURES", "QUALITY_RULES", "YEARLY_HOURS", "Line", "contribution", "delta", "keys_of",
-           "add_into", "median", "requirements", "week_of"]
+           "add_into", "fold_delta", "median", "requirements", "week_of"]
 
 # 人社部令第25号《专业技术人员继续教育规定》第八条: at least 90 学时 a year, professional at least two thirds.
 YEARLY_HOURS = 90
@@ -141,6 +141,72 @@ def delta(old: tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]],
           ) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
     """new - old, without the keys that do not change."""
     return _minus(new[0], old[0], len(MEASURES)), _minus(new[1], old[1], 2)
+
+
+def _standing(lines: Sequence[Line], required_hours: int | None) -> tuple[bool, bool]:
+    public = sum(x.credited_hours for x in lines if x.category == "public" and x.code != OTHER_TOPIC)
+    other = sum(x.credited_hours for x in lines if x.category == "public" and x.code == OTHER_TOPIC)
+    professional = sum(x.credited_hours for x in lines if x.category != "public")
+    return requirements(public, other, professional, required_hours)
+
+
+def fold_delta(records: Sequence[tuple[Line, bool, bool]], required_hours: int | None
+               ) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
+    """What the fold adds for one person's year: `delta(contribution(before), contribution(after))`, computed from
+    the records that changed. `records`: each record of the year with whether it stood (was not reversed) before
+    and after the change; `Line.reversed` is not read. A property test holds it equal to `delta` of `contribution`.
+
+    Sums move only by the records whose standing changed; a key's people counts move only where the person's
+    presence under it changes, or everywhere the person is when their requirement flags change."""
+    keys = [keys_of(line) for line, _, _ in records]
+    before = [line for line, was, _ in records if was]
+    after = [line for line, _, now in records if now]
+    flags_before, flags_after = _standing(before, required_hours), _standing(after, required_hours)
+    # Keys under a record standing both before and after hold the person either way: one union each, the changed
+    # records' keys tested against it.
+    both = [k for k, (_, was, now) in zip(keys, records, strict=True) if was and now]
+    staying: set[Key] = set().union(*both)
+    staying_credited: set[Key] = set().union(*(k for k, (line, was, now) in zip(keys, records, strict=True)
+                                               if was and now and line.credited_hours > 0))
+    changed = [(k, line, was, now) for k, (line, was, now) in zip(keys, records, strict=True) if was != now]
+    present = [set(staying), set(staying)]
+    credited = [set(staying_credited), set(staying_credited)]
+    for k, line, _, now in changed:
+        side = 1 if now else 0
+        present[side].update(k)
+        if line.credited_hours > 0:
+            credited[side].update(k)
+    width = len(MEASURES)
+    groups: dict[Key, list[int]] = {}
+    moved = (present[0] ^ present[1]) | (credited[0] ^ credited[1])
+    if flags_before != flags_after:
+        moved |= present[0] | present[1]
+    for key in moved:
+        was, now = key in present[0], key in present[1]
+        d = [now - was, (key in credited[1]) - (key in credited[0]),
+             (now and flags_after[0]) - (was and flags_before[0]), (now and flags_after[1]) - (was and flags_before[1])]
+        groups[key] = [*map(int, d), *([0] * (width - _PEOPLE))]
+    cuts: dict[tuple[Key, str], list[int]] = {}
+    for k, line, _, now in changed:
+        sign = 1 if now else -1
+        public = line.category == "public"
+        adds = (1, line.credited_hours, line.credited_hours if public and line.code != OTHER_TOPIC else 0,
+                line.credited_hours if public and line.code == OTHER_TOPIC else 0,
+                0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
+        rules: dict[str, int] = defaultdict(int)
+        for rule, minutes in line.cuts:
+            rules[rule] += minutes
+        for key in k:
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = [0] * width
+            for i, n in enumerate(adds, start=_PEOPLE):
+                g[i] += sign * n
+            for rule, minutes in rules.items():
+                c = cuts.setdefault((key, rule), [0, 0])
+                c[0] += sign
+                c[1] += sign * minutes
+    return ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
 
 
 def _minus(new: dict[K, list[int]], old: dict[K, list[int]], width: int) -> dict[K, list[int]]:
