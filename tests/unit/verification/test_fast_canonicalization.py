@@ -9,7 +9,7 @@ import json
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from verification import jsonld
 from verification.domain.credential import Evidence, Line, ProofFacts, build_credential, status_list_credential
@@ -53,6 +53,7 @@ def test_the_fast_path_gives_pyld_s_n_quads_for_any_credential(f):
 @given(st.lists(st.tuples(st.sampled_from(["name", "description", "narrative", "creditsEarned"]),
                           st.one_of(text, st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                                     st.booleans())), max_size=4))
+@example(changes=[("name", 10**20)])  # found by CI: an integer beyond 64 bits
 def test_the_fast_path_agrees_on_odd_values(changes):
     credential = build_credential(FIXTURE)
     for key, value in changes:

@@ -200,7 +200,9 @@ def _has_double(value: Any) -> bool:
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-        elif isinstance(item, float) or (isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 10**21):
+        elif isinstance(item, float) or (isinstance(item, int) and not isinstance(item, bool) and (
+                abs(item) >= 10**21 or not -2**63 <= item < 2**64)):
+            # (Oxigraph reads an integer beyond 64 bits as a double; pyld keeps it an xsd:integer)
             return True
     return False
 
