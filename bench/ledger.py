@@ -129,6 +129,28 @@ class Deployment:
                 time.sleep(0.2)
         raise RuntimeError("the ledger did not start")
 
+    async def catch_up(self, most_seconds: float = 600) -> float | None:
+        """Seconds until the fold has folded every queued change (None without the fold process)."""
+        if self.folder is None:
+            return None
+        conn = await asyncpg.connect(libpq_url(self.url))
+        started = time.perf_counter()
+        try:
+            while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM hours_ledger.statistics_queue)"):
+                if time.perf_counter() - started > most_seconds:
+                    raise RuntimeError("the statistics fold did not catch up")
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+        return time.perf_counter() - started
+
+    def fold_cpu_seconds(self) -> float | None:
+        """The fold process's CPU time so far (Linux), its start included."""
+        if self.folder is None:
+            return None
+        fields = Path(f"/proc/{self.folder.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         for proc in (self.proc, self.folder):
             if proc is not None:
@@ -267,6 +289,8 @@ async def main() -> dict:
             n_batch = 2 * n_single
             console.print(f"batch endpoint: {n_batch} records in batches of 500 …")
             batch_rps = await push_batches(base_url, make_records(deployment, n_batch, 3000, rng, "batch"))
+            catch_up = await deployment.catch_up()
+            fold_cpu = deployment.fold_cpu_seconds()
         finally:
             deployment.stop()
         console.print("baselines …")
@@ -281,6 +305,10 @@ async def main() -> dict:
         "ledger_single_baseline_rps": round(insert_rps, 1),
         "ledger_batch_rps": round(batch_rps, 1),
         "ledger_batch_copy_rps": round(copy_rps, 1),
+        # The statistics fold beside the pushes: how long after the last push the counters held everything, and
+        # the CPU it took for all the pushes (its start included).
+        "ledger_statistics_catch_up_s": None if catch_up is None else round(catch_up, 2),
+        "ledger_fold_cpu_s": None if fold_cpu is None else round(fold_cpu, 2),
     }
     table = Table("measure", "value", "baseline (same run)", "ratio", title="Ledger benchmark")
     table.add_row("single pushes, records/s (32 clients, HTTP, all rules)", f"{single_rps:,.0f}",
@@ -289,6 +317,9 @@ async def main() -> dict:
                   f"{results['ledger_single_p99_ms']} ms", "", "")
     table.add_row("batch endpoint, records/s", f"{batch_rps:,.0f}", f"{copy_rps:,.0f} records/s by COPY (5 rows each)",
                   f"{batch_rps / copy_rps:.1%}")
+    if catch_up is not None:
+        table.add_row("statistics fold: caught up after the last push / its CPU", f"{catch_up:.2f} s / {fold_cpu:.2f} s",
+                      "", "")
     console.print(table)
     return results
 

@@ -39,7 +39,7 @@ from xueshi_shared.timekeeping import now
 from xueshi_shared.web import DbSession, audit_in_own_transaction, limit_client
 
 from . import statistics
-from .domain.statistics import QUALITY_RULES
+from .domain.statistics import BEIJING, QUALITY_RULES
 
 router = APIRouter(include_in_schema=False)
 
@@ -222,7 +222,7 @@ async def overview(request: Request, session: DbSession, year: Annotated[int, Pa
         for f in ("xlsx", "csv"))
     downloads += f' <a class="button" href="{q}?group_by=quality&amp;format=xlsx">基地质量 XLSX</a>'
     scope_label = {"province": "全省", "city": "本市", "authority": "本行业"}.get(scope.kind, scope.kind)
-    as_of = data["as_of"].astimezone(statistics_beijing()).strftime("%Y-%m-%d %H:%M:%S") if data["as_of"] else "尚无"
+    as_of = data["as_of"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S") if data["as_of"] else "尚无"
     cards = "".join(f'<div class="card">{html.escape(d["label"])}<b data-measure="{k}">{_number(total[k])}</b></div>'
                     for d, k in zip(funnel, ("people", "people_credited", "people_public_met", "people_yearly_met"),
                                     strict=True))
@@ -243,15 +243,9 @@ async def overview(request: Request, session: DbSession, year: Annotated[int, Pa
     return _with_csrf(request, lambda csrf: _page(f"{year} 年度统计", body, principal=principal, csrf=csrf))
 
 
-def statistics_beijing() -> Any:
-    from .domain.statistics import BEIJING
-
-    return BEIJING
-
-
 async def overview_data(engine: Any, principal: Principal, year: int) -> dict[str, Any]:
     """The overview's numbers: the API's (statistics.py), for the staff member's own scope."""
-    await statistics.fold(engine)
+    await statistics.catch_up(engine)
     async with engine.connect() as c:
         conn = await statistics.raw(c)
         async with conn.transaction(isolation="repeatable_read", readonly=True):

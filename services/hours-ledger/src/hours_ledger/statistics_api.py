@@ -34,9 +34,9 @@ _FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}, X
 
 async def _read(engine: Any, principal: Any, year: int, filters: dict[str, str | None],
                 work: Any) -> tuple[statistics.Scope, statistics.Names, Any, Any]:
-    """Fold what is queued, then read in one snapshot."""
+    """Fold what is queued (statistics.REQUEST_ROUNDS), then read in one snapshot."""
     principal.require_staff()
-    await statistics.fold(engine)
+    await statistics.catch_up(engine)
     async with engine.connect() as c:
         conn = await statistics.raw(c)
         async with conn.transaction(isolation="repeatable_read", readonly=True):

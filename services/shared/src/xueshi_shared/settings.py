@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     roster_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     roster_max_rows: int = Field(default=200_000, ge=1)
     # How often the statistics fold (`xueshi serve statistics-fold`) folds queued changes into the counters (each
-    # statistics request folds what is left too).
+    # statistics request folds what it can too), unless intake is busy: more than statistics_fold_busy_per_second
+    # changes queued a second since it last looked. Then it leaves the burst alone for at most
+    # statistics_fold_most_lag_seconds: folding beside a burst takes the CPU the pushes need (bench/ledger.py).
     statistics_fold_seconds: float = Field(default=1.0, gt=0)
+    statistics_fold_busy_per_second: float = Field(default=200.0, gt=0)
+    statistics_fold_most_lag_seconds: float = Field(default=60.0, gt=0)
+    # How much the fold process lowers its CPU priority (nice): intake first; 0 leaves it as it is.
+    statistics_fold_nice: int = Field(default=10, ge=0, le=19)
     # The xAPI version the LRS (/xapi/) answers in when a request names none (the about resource, a refusal).
     xapi_default_version: Literal["1.0.3", "2.0.0"] = "1.0.3"
     db_pool_size: int = 10

@@ -406,7 +406,12 @@ FOLDER = "statistics-fold"
 def _fold_forever(settings: Any) -> None:
     """The statistics fold (hours_ledger/statistics.py) in a process of its own, every statistics_fold_seconds:
     its CPU then never delays the requests of a serving process. One per deployment is enough; more are
-    harmless (an advisory lock lets one fold at a time)."""
+    harmless (an advisory lock lets one fold at a time). Intake comes first: it leaves a burst of intake alone
+    (statistics_fold_busy_per_second, for at most statistics_fold_most_lag_seconds) and lowers its own CPU priority
+    by statistics_fold_nice; the counters catch up as soon as the burst is over (each statistics request folds what
+    it can, and its `as_of` says up to when all is in)."""
+    import os
+
     from hours_ledger import statistics
     from xueshi_shared.database import create_engine
 
@@ -414,8 +419,11 @@ def _fold_forever(settings: Any) -> None:
         url = settings.effective_database_url()
         if not url:
             raise SystemExit("the statistics fold needs XUESHI_DATABASE_URL (xueshi run sets it)")
+        if settings.statistics_fold_nice:
+            os.nice(settings.statistics_fold_nice)
         engine = create_engine(url, pool_size=1, max_overflow=0)
-        folder = statistics.Folder(engine, settings.statistics_fold_seconds)
+        folder = statistics.Folder(engine, settings.statistics_fold_seconds, settings.statistics_fold_busy_per_second,
+                                   settings.statistics_fold_most_lag_seconds)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

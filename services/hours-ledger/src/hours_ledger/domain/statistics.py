@@ -25,14 +25,16 @@ Reversed records count nowhere (the transcript does not add them up either).
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import functools
+import operator
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from .rules import OTHER_TOPIC
 
-__all__ = ["DIMENSIONS", "MEASURES", "QUALITY_RULES", "YEARLY_HOURS", "Line", "contribution", "delta", "keys_of",
+__all__ = ["DIMENSIONS", "MEASURES", "Fold", "QUALITY_RULES", "YEARLY_HOURS", "Line", "contribution", "delta", "keys_of",
            "add_into", "fold_delta", "median", "requirements", "week_of"]
 
 # 人社部令第25号《专业技术人员继续教育规定》第八条: at least 90 学时 a year, professional at least two thirds.
@@ -90,15 +92,31 @@ class Line:
     reversed: bool = False
 
 
+Place = tuple[str, str, str | None, str, str, str, str, str]
+
+
+def _place(line: Line) -> Place:
+    """What decides the keys a record lies under."""
+    return (line.category, line.code, line.authority, line.base, line.unit, line.region, line.city, line.week)
+
+
+def factors(category: str, code: str, authority: str | None, base: str, unit: str, region: str, city: str,
+            week: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The scopes a record counts in and the (dimension, value) pairs it has: its keys are every scope with every
+    pair (`keys_of`)."""
+    public = category == "public"
+    values = [("", ""), ("city", city), ("county", region), ("unit", unit), ("base", base), ("week", week),
+              ("topic" if public else "field", code)]
+    scopes = ["", f"c:{city}", f"n:{region}", f"b:{base}", ("t:" if public else "f:") + code]
+    if not public and authority:
+        values.append(("authority", authority))
+        scopes.append(f"a:{authority}")
+    return tuple(scopes), tuple(values)
+
+
 def keys_of(line: Line) -> list[Key]:
     """Every key the record lies under."""
-    public = line.category == "public"
-    values = [("", ""), ("city", line.city), ("county", line.region), ("unit", line.unit), ("base", line.base),
-              ("week", line.week), ("topic" if public else "field", line.code)]
-    scopes = ["", f"c:{line.city}", f"n:{line.region}", f"b:{line.base}", ("t:" if public else "f:") + line.code]
-    if not public and line.authority:
-        values.append(("authority", line.authority))
-        scopes.append(f"a:{line.authority}")
+    scopes, values = factors(*_place(line))
     return [(scope, dim, value) for scope in scopes for dim, value in values]
 
 
@@ -143,70 +161,137 @@ def delta(old: tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]],
     return _minus(new[0], old[0], len(MEASURES)), _minus(new[1], old[1], 2)
 
 
-def _standing(lines: Sequence[Line], required_hours: int | None) -> tuple[bool, bool]:
-    public = sum(x.credited_hours for x in lines if x.category == "public" and x.code != OTHER_TOPIC)
-    other = sum(x.credited_hours for x in lines if x.category == "public" and x.code == OTHER_TOPIC)
-    professional = sum(x.credited_hours for x in lines if x.category != "public")
-    return requirements(public, other, professional, required_hours)
-
-
 def fold_delta(records: Sequence[tuple[Line, bool, bool]], required_hours: int | None
                ) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
     """What the fold adds for one person's year: `delta(contribution(before), contribution(after))`, computed from
     the records that changed. `records`: each record of the year with whether it stood (was not reversed) before
-    and after the change; `Line.reversed` is not read. A property test holds it equal to `delta` of `contribution`.
+    and after the change; `Line.reversed` is not read. A property test holds it equal to `delta` of `contribution`."""
+    fold = Fold()
+    fold.add(records, required_hours)
+    return fold.result()
 
-    Sums move only by the records whose standing changed; a key's people counts move only where the person's
-    presence under it changes, or everywhere the person is when their requirement flags change."""
-    keys = [keys_of(line) for line, _, _ in records]
-    before = [line for line, was, _ in records if was]
-    after = [line for line, _, now in records if now]
-    flags_before, flags_after = _standing(before, required_hours), _standing(after, required_hours)
-    # Keys under a record standing both before and after hold the person either way: one union each, the changed
-    # records' keys tested against it.
-    both = [k for k, (_, was, now) in zip(keys, records, strict=True) if was and now]
-    staying: set[Key] = set().union(*both)
-    staying_credited: set[Key] = set().union(*(k for k, (line, was, now) in zip(keys, records, strict=True)
-                                               if was and now and line.credited_hours > 0))
-    changed = [(k, line, was, now) for k, (line, was, now) in zip(keys, records, strict=True) if was != now]
-    present = [set(staying), set(staying)]
-    credited = [set(staying_credited), set(staying_credited)]
-    for k, line, _, now in changed:
-        side = 1 if now else 0
-        present[side].update(k)
-        if line.credited_hours > 0:
-            credited[side].update(k)
-    width = len(MEASURES)
-    groups: dict[Key, list[int]] = {}
-    moved = (present[0] ^ present[1]) | (credited[0] ^ credited[1])
-    if flags_before != flags_after:
-        moved |= present[0] | present[1]
-    for key in moved:
-        was, now = key in present[0], key in present[1]
-        d = [now - was, (key in credited[1]) - (key in credited[0]),
-             (now and flags_after[0]) - (was and flags_before[0]), (now and flags_after[1]) - (was and flags_before[1])]
-        groups[key] = [*map(int, d), *([0] * (width - _PEOPLE))]
-    cuts: dict[tuple[Key, str], list[int]] = {}
-    for k, line, _, now in changed:
-        sign = 1 if now else -1
-        public = line.category == "public"
-        adds = (1, line.credited_hours, line.credited_hours if public and line.code != OTHER_TOPIC else 0,
-                line.credited_hours if public and line.code == OTHER_TOPIC else 0,
-                0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
-        rules: dict[str, int] = defaultdict(int)
-        for rule, minutes in line.cuts:
-            rules[rule] += minutes
-        for key in k:
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = [0] * width
-            for i, n in enumerate(adds, start=_PEOPLE):
-                g[i] += sign * n
-            for rule, minutes in rules.items():
-                c = cuts.setdefault((key, rule), [0, 0])
-                c[0] += sign
-                c[1] += sign * minutes
-    return ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
+
+@functools.lru_cache(maxsize=1 << 13)
+def place_factors(place: Place) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    return factors(*place)
+
+
+@functools.lru_cache(maxsize=1 << 13)
+def _keys(place: Place) -> frozenset[Key]:
+    scopes, values = place_factors(place)
+    return frozenset((scope, dim, value) for scope in scopes for dim, value in values)
+
+
+class Fold:
+    """`fold_delta` over many people's years at once (of one year), added up.
+
+    A key's people counts move only where the person's presence under it changes, or everywhere the person is
+    when their requirement flags change: those moves are counted per key (`people`). Sums move only by the records
+    whose standing changed, and they are kept per *place* (the fields that decide a record's keys: `sums`, `rules`)
+    so that they are spread over the place's keys once however many records share it, by `result` here or by the
+    database (statistics.py)."""
+
+    def __init__(self) -> None:
+        # Per people measure, the keys gaining and the keys losing the person (a Counter counts a set's keys in C).
+        self.gained = [Counter[Key]() for _ in range(_PEOPLE)]
+        self.lost = [Counter[Key]() for _ in range(_PEOPLE)]
+        self.sums: dict[Place, list[int]] = {}
+        self.rules: dict[tuple[Place, str], list[int]] = {}
+
+    def add(self, records: Sequence[tuple[Line, bool, bool]], required_hours: int | None) -> None:
+        """One person's year: each record with whether it stood before the change and whether it stands after."""
+        # Hours (public by the plan's topics, other topics, professional) before and after, for the flags.
+        hours = [0, 0, 0, 0, 0, 0]
+        # Keys under a record standing both before and after hold the person either way (and, if it credits, as
+        # credited); the changed records add theirs to one side.
+        staying: set[Key] = set()
+        staying_credited: set[Key] = set()
+        changed: list[tuple[Line, Place, bool]] = []
+        for line, was, now in records:
+            if not (was or now):
+                continue
+            kind = (1 if line.code == OTHER_TOPIC else 0) if line.category == "public" else 2
+            if was:
+                hours[kind] += line.credited_hours
+            if now:
+                hours[3 + kind] += line.credited_hours
+            if was and now:
+                keys = _keys(_place(line))
+                staying |= keys
+                if line.credited_hours > 0:
+                    staying_credited |= keys
+            else:
+                changed.append((line, _place(line), now))
+        flags_before = requirements(hours[0], hours[1], hours[2], required_hours)
+        flags_after = requirements(hours[3], hours[4], hours[5], required_hours)
+        extra: tuple[set[Key], set[Key]] = (set(), set())
+        extra_credited: tuple[set[Key], set[Key]] = (set(), set())
+        for line, place, now in changed:
+            keys = _keys(place)
+            extra[now].update(keys)
+            if line.credited_hours > 0:
+                extra_credited[now].update(keys)
+        present = tuple(staying | e if e else staying for e in extra)
+        credited = tuple(staying_credited | e if e else staying_credited for e in extra_credited)
+        width = len(MEASURES) - _PEOPLE
+        for line, place, now in changed:
+            sign = 1 if now else -1
+            public = line.category == "public"
+            adds = (1, line.credited_hours, line.credited_hours if public and line.code != OTHER_TOPIC else 0,
+                    line.credited_hours if public and line.code == OTHER_TOPIC else 0,
+                    0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
+            sums = self.sums.get(place)
+            if sums is None:
+                sums = self.sums[place] = [0] * width
+            for i, n in enumerate(adds):
+                sums[i] += sign * n
+            rules: dict[str, int] = defaultdict(int)
+            for rule, minutes in line.cuts:
+                rules[rule] += minutes
+            for rule, minutes in rules.items():  # a record counts once under a rule, however many adjustments
+                cut = self.rules.get((place, rule))
+                if cut is None:
+                    cut = self.rules[(place, rule)] = [0, 0]
+                cut[0] += sign
+                cut[1] += sign * minutes
+        empty: set[Key] = set()
+        sides = (present, credited, (present[0] if flags_before[0] else empty, present[1] if flags_after[0] else empty),
+                 (present[0] if flags_before[1] else empty, present[1] if flags_after[1] else empty))
+        for i, (before, after) in enumerate(sides):
+            if before != after:
+                self.gained[i].update(after - before)
+                self.lost[i].update(before - after)
+
+    def people(self) -> dict[Key, list[int]]:
+        """Per key whose people counts move, the moves of the people MEASURES (the first four)."""
+        moves: dict[Key, list[int]] = {}
+        for i in range(_PEOPLE):
+            for counter, sign in ((self.gained[i], 1), (self.lost[i], -1)):
+                for key, n in counter.items():
+                    m = moves.get(key)
+                    if m is None:
+                        m = moves[key] = [0] * _PEOPLE
+                    m[i] += sign * n
+        return {key: m for key, m in moves.items() if any(m)}
+
+    def result(self) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
+        """Per key the MEASURES, per (key, rule) [records, minutes] cut: what everything added adds."""
+        groups: dict[Key, list[int]] = {key: [*m, *([0] * (len(MEASURES) - _PEOPLE))] for key, m in self.people().items()}
+        for place, sums in self.sums.items():
+            if not any(sums):
+                continue
+            whole = [0] * _PEOPLE + sums
+            for key in _keys(place):
+                g = groups.get(key)
+                groups[key] = list(whole) if g is None else list(map(operator.add, g, whole))
+        cuts: dict[tuple[Key, str], list[int]] = {}
+        for (place, rule), cut in self.rules.items():
+            if not any(cut):
+                continue
+            for key in _keys(place):
+                c = cuts.get((key, rule))
+                cuts[(key, rule)] = list(cut) if c is None else [c[0] + cut[0], c[1] + cut[1]]
+        return ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
 
 
 def _minus(new: dict[K, list[int]], old: dict[K, list[int]], width: int) -> dict[K, list[int]]:
