@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 from hours_ledger import statistics
-from hours_ledger.domain.statistics import QUALITY_RULES
+from hours_ledger.domain.statistics import QUALITY_RULES, week_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -310,6 +310,64 @@ async def test_the_migration_queues_the_records_already_in_the_ledger(ledger, wo
             SELECT person_id, year, id, 'reversal' FROM hours_ledger.records WHERE reversed_at IS NOT NULL"""))
     after = await stats(ledger, admin)
     assert after["total"] == before["total"]
+
+
+async def test_the_database_counts_weeks_as_the_definition_does(engine):
+    """The fold reads each record's week from the database (statistics.WEEK): the same ISO week in Beijing time as
+    week_of, on the edges of a Beijing week and of the ISO year."""
+    instants = [dt.datetime(2026, 11, 29, 15, 59, 59, tzinfo=dt.UTC), dt.datetime(2026, 11, 29, 16, 0, tzinfo=dt.UTC),
+                dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC), dt.datetime(2027, 1, 3, 15, 59, tzinfo=dt.UTC),
+                dt.datetime(2027, 1, 3, 16, 0, tzinfo=dt.UTC), dt.datetime(2025, 12, 28, 16, 0, tzinfo=dt.UTC),
+                dt.datetime(2026, 5, 4, 0, 0, tzinfo=BEIJING)]
+    async with engine.connect() as c:
+        conn = await statistics.raw(c)
+        got = [await conn.fetchval(f"SELECT {statistics.WEEK.format('$1::timestamptz')}", i) for i in instants]
+    assert got == [week_of(i) for i in instants]
+    assert got[:2] == ["2026-W48", "2026-W49"] and got[3:5] == ["2026-W53", "2027-W01"]
+
+
+async def test_a_request_behind_a_burst_folds_what_it_may_and_says_up_to_when_all_is_in(ledger, world, engine,
+                                                                                    admin, monkeypatch):
+    """A statistics request folds at most REQUEST_ROUNDS transactions before it answers: behind more than that it
+    answers from the counters as they are, with the `as_of` of the last time everything was in, never later."""
+    base, public = world["base"], world["public"]
+    await push(ledger, base, public["1"], ric(561), [online_sitting(at("08:00"), at("14:00"))])
+    first = await stats(ledger, admin)
+    assert first["total"]["people"] == 1
+    monkeypatch.setattr(statistics, "BATCH", 1)  # a person's year per transaction
+    for n in range(statistics.REQUEST_ROUNDS + 2):
+        await push(ledger, base, public["2"], ric(562 + n), [online_sitting(at("08:00"), at("14:00"))])
+    behind = await stats(ledger, admin)
+    assert behind["total"]["people"] == 1 + statistics.REQUEST_ROUNDS
+    assert behind["as_of"] == first["as_of"]
+    caught_up = await stats(ledger, admin)  # the rest, within this request's rounds
+    assert caught_up["total"]["people"] == 3 + statistics.REQUEST_ROUNDS and caught_up["as_of"] > first["as_of"]
+
+
+async def test_the_background_fold_waits_out_a_burst_and_then_catches_up(ledger, world, engine):
+    """While changes are queued faster than the busy rate the background fold leaves them (intake first); once the
+    burst is over it folds them all."""
+    base, public = world["base"], world["public"]
+    folder = statistics.Folder(engine, every=0.1, busy_per_second=5, most_lag=3600)
+    folder.start()
+    try:
+        await asyncio.sleep(0.3)  # a first look at the queue
+        for n in range(12):  # about 20 a second, for longer than a few looks
+            await push(ledger, base, public["1"], ric(580 + n), [online_sitting(at("08:00"), at("14:00"))])
+            await asyncio.sleep(0.05)
+        assert folder.deferred > 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            async with engine.connect() as c:
+                if not await c.scalar(sa.text("SELECT count(*) FROM hours_ledger.statistics_queue")):
+                    break
+            await asyncio.sleep(0.1)
+        async with engine.connect() as c:
+            assert await c.scalar(sa.text("SELECT count(*) FROM hours_ledger.statistics_queue")) == 0
+            assert await c.scalar(sa.text(
+                "SELECT people FROM hours_ledger.statistics_groups WHERE year = 2026 AND scope = '' AND dim = ''")) == 12
+    finally:
+        await folder.stop()
 
 
 async def test_the_statistics_fold_runs_as_a_process_of_its_own(tmp_path, database_url, engine, ledger, catalog,

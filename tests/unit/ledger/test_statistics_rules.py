@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from hours_ledger.domain.statistics import (
+    Fold,
     Line,
     add_into,
     contribution,
@@ -18,7 +19,7 @@ from hours_ledger.domain.statistics import (
     requirements,
     week_of,
 )
-from hours_ledger.statistics import scope_of
+from hours_ledger.statistics import scope_of, should_fold
 from hypothesis import given
 from hypothesis import strategies as st
 from xueshi_shared.iam.principal import Principal
@@ -120,6 +121,32 @@ def test_the_folds_shortcut_is_the_definitions_difference(records, required):
     before = [line for line, was, _ in plain if was]
     after = [line for line, _, now in plain if now]
     assert fold_delta(plain, required) == delta(contribution(before, required), contribution(after, required))
+
+
+@given(st.lists(st.tuples(st.lists(st.tuples(st.one_of(lines, heavy), st.booleans(), st.booleans()), max_size=6),
+                          st.sampled_from([30, None])), max_size=6))
+def test_one_fold_of_many_people_adds_up_their_deltas(people):
+    """The fold takes many people's years in one transaction (Fold); what it adds is the sum of each person's."""
+    fold = Fold()
+    groups: dict = {}
+    cuts: dict = {}
+    for records, required in people:
+        fold.add(records, required)
+        g, c = fold_delta(records, required)
+        add_into(groups, g)
+        add_into(cuts, c)
+    assert fold.result() == ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
+
+
+@pytest.mark.parametrize(("rate", "since", "expected"), [
+    (200.0, 0.0, True),     # at the busy rate: not busy
+    (200.5, 0.0, False),    # past it: intake first
+    (200.5, 59.9, False),
+    (200.5, 60.0, True),    # but never behind by more than the most lag
+    (0.0, 0.0, True),
+])
+def test_the_background_fold_leaves_a_burst_of_intake_alone_for_at_most_the_most_lag(rate, since, expected):
+    assert should_fold(rate, since, busy_per_second=200.0, most_lag=60.0) is expected
 
 
 def test_median():

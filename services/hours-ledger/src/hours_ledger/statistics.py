@@ -200,7 +200,7 @@ async def fold(engine: AsyncEngine, batch: int = BATCH, most: int | None = None)
 
 async def catch_up(engine: AsyncEngine) -> int:
     """What a statistics request folds before it reads (REQUEST_ROUNDS)."""
-    return await fold(engine, most=REQUEST_ROUNDS)
+    return await fold(engine, batch=BATCH, most=REQUEST_ROUNDS)
 
 
 def should_fold(queued_per_second: float, since_fold: float, busy_per_second: float, most_lag: float) -> bool:
