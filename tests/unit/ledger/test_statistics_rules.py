@@ -138,6 +138,16 @@ def test_one_fold_of_many_people_adds_up_their_deltas(people):
     assert fold.result() == ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
 
 
+@given(st.lists(st.lists(st.integers(-(2**40), 2**40), min_size=11, max_size=11), max_size=20))
+def test_measures_added_up_packed_are_the_measures_added_up(vectors):
+    """Fold.result adds a key's eleven measures as one integer (_pack): any signs, the same sums."""
+    from hours_ledger.domain.statistics import _pack, _unpacked
+
+    total = sum((_pack(v) for v in vectors), 0)
+    expected = [sum(column) for column in zip(*vectors, strict=True)] if vectors else [0] * 11
+    assert _unpacked({"k": total}, 11)["k"] == expected
+
+
 @pytest.mark.parametrize(("rate", "since", "expected"), [
     (200.0, 0.0, True),     # at the busy rate: not busy
     (200.5, 0.0, False),    # past it: intake first

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.ext.asyncio import AsyncSession
+from xueshi_shared.problems import Conflict
 from xueshi_shared.regions import PROVINCE, REGIONS
 
 from .models import CertificateAuthority, Stamp
@@ -154,3 +155,14 @@ def load_stamp(row: Stamp, secret: bytes) -> StampKeys:
 async def current_stamp(db: AsyncSession, body: str) -> Stamp | None:
     return await db.scalar(sa.select(Stamp).where(Stamp.body == body, Stamp.retired_at.is_(None))
                            .order_by(Stamp.version.desc()).limit(1))
+
+
+async def signing_stamp(db: AsyncSession, body: str, secret: bytes) -> tuple[StampKeys, str]:
+    """What signs a proof or a report for `body`: its current stamp, opened, and the CA's certificate (PEM)."""
+    row = await current_stamp(db, body)
+    if row is None:
+        raise Conflict(f"body {body} has no stamp yet; create it with `xueshi stamps create {body}`",
+                       rule="stamp-missing")
+    ca = await db.get(CertificateAuthority, 1)
+    assert ca is not None
+    return load_stamp(row, secret), ca.cert_pem

@@ -24,11 +24,10 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 from sqlalchemy.ext.asyncio import AsyncSession
 from xueshi_shared.iam.principal import Principal
-from xueshi_shared.problems import Conflict, Forbidden
+from xueshi_shared.problems import Forbidden
 from xueshi_shared.regions import CODES, PROVINCE
 
-from .keys import body_for_authority, body_names, current_stamp, load_stamp
-from .models import CertificateAuthority
+from .keys import body_for_authority, body_names, signing_stamp
 from .pdf import CREATOR, FONT, certify
 from .seal import seal_png
 
@@ -213,14 +212,7 @@ def _page(report: Report) -> bytes:
 async def pdf(db: AsyncSession, secret: bytes, report: Report) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-    stamp_row = await current_stamp(db, report.body)
-    if stamp_row is None:
-        raise Conflict(f"body {report.body} has no stamp yet; create it with `xueshi stamps create {report.body}`",
-                       rule="stamp-missing")
-    stamp = load_stamp(stamp_row, secret)
-    ca = await db.get(CertificateAuthority, 1)
-    assert ca is not None
-    ca_pem = ca.cert_pem
+    stamp, ca_pem = await signing_stamp(db, report.body, secret)
 
     def sign() -> bytes:  # pyHanko runs its own event loop: in a thread
         return certify(IncrementalPdfFileWriter(io.BytesIO(_page(report))), stamp, ca_pem, "继续教育开展情况报告")

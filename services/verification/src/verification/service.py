@@ -42,8 +42,8 @@ from .domain.encoding import (
     set_status_bit,
     status_bit,
 )
-from .keys import HR_AUTHORITY, body_for_authority, body_names, current_stamp, ensure_ca, load_stamp
-from .models import CertificateAuthority, HolderCheck, Proof, Stamp, StatusList, Sweep
+from .keys import HR_AUTHORITY, body_for_authority, body_names, current_stamp, ensure_ca, load_stamp, signing_stamp
+from .models import HolderCheck, Proof, Stamp, StatusList, Sweep
 from .pdf import PdfLine, PdfProof, PdfRecord, render_and_sign
 
 __all__ = ["Urls", "issue_proof", "revoke_proof", "verify_credential"]
@@ -175,13 +175,7 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
         raise InvalidInput("the ledger holds no credited 学时 for this person, year and scope", rule="nothing-to-stamp",
                            field="id_number")
 
-    stamp_row = await current_stamp(db, body)
-    if stamp_row is None:
-        raise Conflict(f"body {body} has no stamp yet; create it with `xueshi stamps create {body}`",
-                       rule="stamp-missing")
-    stamp = load_stamp(stamp_row, secret)
-    ca = await db.get(CertificateAuthority, 1)
-    assert ca is not None
+    stamp, ca_cert = await signing_stamp(db, body, secret)
 
     if scope == "public":
         topics = (await db.execute(sa.text(
@@ -236,7 +230,7 @@ async def issue_proof(db: AsyncSession, principal: Principal, keys: PiiKeys, sec
         records=tuple(PdfRecord(e.course, e.base, e.period, e.hours, e.rule) for e in evidence),
         issued_on=f"{now.astimezone(BEIJING):%Y年%m月%d日}",
         verify_url=urls.verify_page(proof_id), title=title),
-        orjson.dumps(signed, option=orjson.OPT_INDENT_2), stamp, ca.cert_pem)
+        orjson.dumps(signed, option=orjson.OPT_INDENT_2), stamp, ca_cert)
     older = (await db.scalars(sa.select(Proof).where(
         Proof.person_hash == person_hash, Proof.year == year, Proof.scope == scope,
         Proof.field.is_(None) if field is None else Proof.field == field,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -172,14 +171,11 @@ def fold_delta(records: Sequence[tuple[Line, bool, bool]], required_hours: int |
 
 
 @functools.lru_cache(maxsize=1 << 13)
-def place_factors(place: Place) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    return factors(*place)
-
-
-@functools.lru_cache(maxsize=1 << 13)
 def _keys(place: Place) -> frozenset[Key]:
-    scopes, values = place_factors(place)
-    return frozenset((scope, dim, value) for scope in scopes for dim, value in values)
+    """A place's keys, kept for the places seen last: the fold reads a person's whole year at each change, and sets
+    merge a frozenset's keys without hashing them again."""
+    scopes, values = factors(*place)
+    return frozenset([(scope, dim, value) for scope in scopes for dim, value in values])
 
 
 class Fold:
@@ -188,8 +184,7 @@ class Fold:
     A key's people counts move only where the person's presence under it changes, or everywhere the person is
     when their requirement flags change: those moves are counted per key (`people`). Sums move only by the records
     whose standing changed, and they are kept per *place* (the fields that decide a record's keys: `sums`, `rules`)
-    so that they are spread over the place's keys once however many records share it, by `result` here or by the
-    database (statistics.py)."""
+    so that `result` spreads them over the place's keys once however many records share it."""
 
     def __init__(self) -> None:
         # Per people measure, the keys gaining and the keys losing the person (a Counter counts a set's keys in C).
@@ -197,6 +192,13 @@ class Fold:
         self.lost = [Counter[Key]() for _ in range(_PEOPLE)]
         self.sums: dict[Place, list[int]] = {}
         self.rules: dict[tuple[Place, str], list[int]] = {}
+        self._keys: dict[Place, frozenset[Key]] = {}  # the places of this fold: their keys worked out once
+
+    def keys(self, place: Place) -> frozenset[Key]:
+        found = self._keys.get(place)
+        if found is None:
+            found = self._keys[place] = _keys(place)
+        return found
 
     def add(self, records: Sequence[tuple[Line, bool, bool]], required_hours: int | None) -> None:
         """One person's year: each record with whether it stood before the change and whether it stands after."""
@@ -216,7 +218,7 @@ class Fold:
             if now:
                 hours[3 + kind] += line.credited_hours
             if was and now:
-                keys = _keys(_place(line))
+                keys = self.keys(_place(line))
                 staying |= keys
                 if line.credited_hours > 0:
                     staying_credited |= keys
@@ -227,7 +229,7 @@ class Fold:
         extra: tuple[set[Key], set[Key]] = (set(), set())
         extra_credited: tuple[set[Key], set[Key]] = (set(), set())
         for line, place, now in changed:
-            keys = _keys(place)
+            keys = self.keys(place)
             extra[now].update(keys)
             if line.credited_hours > 0:
                 extra_credited[now].update(keys)
@@ -264,34 +266,61 @@ class Fold:
 
     def people(self) -> dict[Key, list[int]]:
         """Per key whose people counts move, the moves of the people MEASURES (the first four)."""
-        moves: dict[Key, list[int]] = {}
+        return {key: m for key, m in _unpacked(self._people(), _PEOPLE).items() if any(m)}
+
+    def _people(self) -> dict[Key, int]:
+        moves: dict[Key, int] = {}
+        get = moves.get
         for i in range(_PEOPLE):
             for counter, sign in ((self.gained[i], 1), (self.lost[i], -1)):
+                shift = _LANE * i
                 for key, n in counter.items():
-                    m = moves.get(key)
-                    if m is None:
-                        m = moves[key] = [0] * _PEOPLE
-                    m[i] += sign * n
-        return {key: m for key, m in moves.items() if any(m)}
+                    moves[key] = get(key, 0) + ((sign * n) << shift)
+        return moves
 
     def result(self) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
         """Per key the MEASURES, per (key, rule) [records, minutes] cut: what everything added adds."""
-        groups: dict[Key, list[int]] = {key: [*m, *([0] * (len(MEASURES) - _PEOPLE))] for key, m in self.people().items()}
+        # A key's measures are added up as one integer, a lane of _LANE bits each (a place's sums spread over its
+        # forty-odd keys are one addition a key, not eleven).
+        totals = self._people()
+        get = totals.get
         for place, sums in self.sums.items():
-            if not any(sums):
-                continue
-            whole = [0] * _PEOPLE + sums
-            for key in _keys(place):
-                g = groups.get(key)
-                groups[key] = list(whole) if g is None else list(map(operator.add, g, whole))
-        cuts: dict[tuple[Key, str], list[int]] = {}
+            if any(sums):
+                packed = _pack(sums) << (_LANE * _PEOPLE)
+                for key in self.keys(place):
+                    totals[key] = get(key, 0) + packed
+        packed_cuts: dict[tuple[Key, str], int] = {}
+        get_cut = packed_cuts.get
         for (place, rule), cut in self.rules.items():
-            if not any(cut):
-                continue
-            for key in _keys(place):
-                c = cuts.get((key, rule))
-                cuts[(key, rule)] = list(cut) if c is None else [c[0] + cut[0], c[1] + cut[1]]
-        return ({k: v for k, v in groups.items() if any(v)}, {k: v for k, v in cuts.items() if any(v)})
+            if any(cut):
+                packed = _pack(cut)
+                for key in self.keys(place):
+                    packed_cuts[(key, rule)] = get_cut((key, rule), 0) + packed
+        groups = {k: v for k, v in _unpacked(totals, len(MEASURES)).items() if any(v)}
+        return groups, {k: v for k, v in _unpacked(packed_cuts, 2).items() if any(v)}
+
+
+# Measures added up in one integer: lane i holds measure i as a signed number of _LANE bits. Packing is linear, so
+# the sum of packed vectors is the packed sum, and every count here stays far inside 2**63 in magnitude.
+_LANE = 64
+_HALF = 1 << (_LANE - 1)
+_MASK = (1 << _LANE) - 1
+
+
+def _pack(values: Sequence[int]) -> int:
+    return sum(v << (_LANE * i) for i, v in enumerate(values))
+
+
+def _unpacked(packed: dict[K, int], width: int) -> dict[K, list[int]]:
+    out: dict[K, list[int]] = {}
+    for key, x in packed.items():
+        lanes = []
+        for _ in range(width):
+            lane = ((x & _MASK) ^ _HALF) - _HALF  # the lowest lane, signed
+            lanes.append(lane)
+            x = (x - lane) >> _LANE
+        out[key] = lanes
+    return out
 
 
 def _minus(new: dict[K, list[int]], old: dict[K, list[int]], width: int) -> dict[K, list[int]]:
