@@ -15,7 +15,7 @@ from xueshi_shared.database import create_engine
 from xueshi_shared.migrations import upgrade_all
 from xueshi_shared.settings import Settings
 
-from tests.support.db import create_scratch_database, drop_database, server_admin_url
+from tests.support.db import CLEANUP_LOCK_TIMEOUT, create_scratch_database, drop_database, server_admin_url
 
 # Tables a test may fill and the next test must not see. Reference data and the audit trail (which
 # the database itself refuses to truncate) stay.
@@ -61,19 +61,24 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
+async def clean(eng: AsyncEngine, lock_timeout: str = CLEANUP_LOCK_TIMEOUT) -> None:
+    """Empty what a test may have filled; a lock held elsewhere longer than `lock_timeout` fails it, never hangs."""
+    async with eng.begin() as conn:
+        await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+        await conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+        # Plans published through the API (reference plans have no creator) go too.
+        await conn.execute(sa.text(
+            "DELETE FROM catalog.topics WHERE year IN (SELECT year FROM catalog.plans WHERE created_by IS NOT NULL)"))
+        await conn.execute(sa.text("DELETE FROM catalog.plans WHERE created_by IS NOT NULL"))
+        # Seminar plans a test made (tests/integration/seminars/conftest.py).
+        await conn.execute(sa.text("DELETE FROM catalog.seminar_plans WHERE source = 'test fixture'"))
+
+
 @pytest.fixture(autouse=True)
 async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
     if "engine" in request.fixturenames:
-        eng: AsyncEngine = request.getfixturevalue("engine")
-        async with eng.begin() as conn:
-            await conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
-            # Plans published through the API (reference plans have no creator) go too.
-            await conn.execute(sa.text(
-                "DELETE FROM catalog.topics WHERE year IN (SELECT year FROM catalog.plans WHERE created_by IS NOT NULL)"))
-            await conn.execute(sa.text("DELETE FROM catalog.plans WHERE created_by IS NOT NULL"))
-            # Seminar plans a test made (tests/integration/seminars/conftest.py).
-            await conn.execute(sa.text("DELETE FROM catalog.seminar_plans WHERE source = 'test fixture'"))
+        await clean(request.getfixturevalue("engine"))
 
 
 @pytest.fixture

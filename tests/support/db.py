@@ -30,11 +30,20 @@ def with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+# A test that fails with a transaction open must not hang the tests after it (one run waited 18 minutes on such a
+# session's lock): the server ends a session left idle in a transaction this long, and the cleanup between tests
+# (tests/conftest.py) waits for a lock at most CLEANUP_LOCK_TIMEOUT, failing instead of waiting for ever.
+IDLE_IN_TRANSACTION_TIMEOUT = "5min"
+CLEANUP_LOCK_TIMEOUT = "30s"
+
+
 async def create_scratch_database(admin_url: str) -> str:
     name = f"xueshi_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(libpq_url(admin_url))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f"ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = "
+                           f"'{IDLE_IN_TRANSACTION_TIMEOUT}'")
     finally:
         await conn.close()
     return with_database(admin_url, name)
