@@ -2,12 +2,12 @@
 
 Every record credited and every reversal queues a row in `statistics_queue` in the transaction that makes the
 change (intake.py, service.py). The fold consumes the queue a person's year at a time: in one REPEATABLE READ
-snapshot it takes the queued changes of some people, reads those people's records of the year, rebuilds what
-their year contributed before the changes (the records queued as credited left out, those queued as reversed
-taken as standing) and after, and adds the difference to the counters (domain/statistics.py). One fold runs at a
-time (a PostgreSQL advisory lock): a process of its own (`xueshi serve statistics-fold`, which `xueshi run`
-starts) folds every `statistics_fold_seconds`, and each statistics request folds what is left before it
-answers, so that an answer holds every change committed before it and its `as_of` says so.
+snapshot it takes the queued changes of some people, reads those people's records of the year (the records queued
+as credited did not stand before, those queued as reversed did), works out what the changes move (domain/statistics.py,
+Fold) and adds it to the counters. One fold runs at a time (a PostgreSQL advisory lock): a process of its own
+(`xueshi serve statistics-fold`, which `xueshi run` starts) folds every `statistics_fold_seconds` unless intake
+is busy (Folder, should_fold), and each statistics request folds up to REQUEST_ROUNDS transactions before it
+answers; its `as_of` is the moment up to which the counters hold every change committed.
 
 A request never reads the ledger: it reads the counters of one scope (the staff member's, narrowed by the
 filter) and one dimension: at most a few thousand rows, whatever the ledger's size (bench/hr_statistics.py).

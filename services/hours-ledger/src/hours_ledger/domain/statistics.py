@@ -119,6 +119,22 @@ def keys_of(line: Line) -> list[Key]:
     return [(scope, dim, value) for scope in scopes for dim, value in values]
 
 
+def _sums(line: Line) -> tuple[int, ...]:
+    """What a record adds to the summed MEASURES (records, credited_hours, ... counted_minutes)."""
+    public = line.category == "public"
+    return (1, line.credited_hours, line.credited_hours if public and line.code != OTHER_TOPIC else 0,
+            line.credited_hours if public and line.code == OTHER_TOPIC else 0,
+            0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
+
+
+def _cut(line: Line) -> dict[str, int]:
+    """The minutes each rule cut from a record (a record counts once under a rule, however many adjustments)."""
+    rules: dict[str, int] = defaultdict(int)
+    for rule, minutes in line.cuts:
+        rules[rule] += minutes
+    return rules
+
+
 def contribution(lines: Iterable[Line], required_hours: int | None
                  ) -> tuple[dict[Key, list[int]], dict[tuple[Key, str], list[int]]]:
     """What a person's year adds: per key the MEASURES, per (key, rule) [records, minutes] cut."""
@@ -130,14 +146,7 @@ def contribution(lines: Iterable[Line], required_hours: int | None
     measures: dict[Key, list[int]] = {}
     cuts: dict[tuple[Key, str], list[int]] = {}
     for line in live:
-        public = line.category == "public"
-        adds = (1, line.credited_hours,
-                line.credited_hours if public and line.code != OTHER_TOPIC else 0,
-                line.credited_hours if public and line.code == OTHER_TOPIC else 0,
-                0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
-        rules: dict[str, int] = defaultdict(int)
-        for rule, minutes in line.cuts:
-            rules[rule] += minutes
+        adds, rules = _sums(line), _cut(line)
         for key in keys_of(line):
             m = measures.get(key)
             if m is None:
@@ -238,19 +247,12 @@ class Fold:
         width = len(MEASURES) - _PEOPLE
         for line, place, now in changed:
             sign = 1 if now else -1
-            public = line.category == "public"
-            adds = (1, line.credited_hours, line.credited_hours if public and line.code != OTHER_TOPIC else 0,
-                    line.credited_hours if public and line.code == OTHER_TOPIC else 0,
-                    0 if public else line.credited_hours, line.reported_minutes, line.counted_minutes)
             sums = self.sums.get(place)
             if sums is None:
                 sums = self.sums[place] = [0] * width
-            for i, n in enumerate(adds):
+            for i, n in enumerate(_sums(line)):
                 sums[i] += sign * n
-            rules: dict[str, int] = defaultdict(int)
-            for rule, minutes in line.cuts:
-                rules[rule] += minutes
-            for rule, minutes in rules.items():  # a record counts once under a rule, however many adjustments
+            for rule, minutes in _cut(line).items():
                 cut = self.rules.get((place, rule))
                 if cut is None:
                     cut = self.rules[(place, rule)] = [0, 0]
