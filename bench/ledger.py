@@ -275,20 +275,27 @@ async def main() -> dict:
         pii_key = base64.b64encode(os.urandom(32)).decode()
         deployment = Deployment(url, pii_key)
         await deployment.populate()
+        rng = random.Random(2026)
+        # Every phase's records are made before the first push: a client that stops between phases to build the
+        # next one leaves the ledger a quiet moment in which the fold would start (and would be measured as the
+        # next phase's cost).
+        n_batch = 2 * n_single
+        history, singles = (make_records(deployment, 2000, 3000, rng, "history"),
+                            make_records(deployment, n_single, 3000, rng, "single"))
+        warm_up, batch = (make_records(deployment, 1000, 3000, rng, "batch-warm-up"),
+                          make_records(deployment, n_batch, 3000, rng, "batch"))
         deployment.start()
         base_url = f"http://127.0.0.1:{deployment.port}"
-        rng = random.Random(2026)
         try:
             console.print("warming up: existing history for 3,000 people …")
-            await push_singles(base_url, make_records(deployment, 2000, 3000, rng, "history"))
+            await push_singles(base_url, history)
             console.print(f"single pushes: {n_single} records at {CLIENTS} concurrent clients …")
-            single_rps, latencies = await push_singles(base_url, make_records(deployment, n_single, 3000, rng, "single"))
+            single_rps, latencies = await push_singles(base_url, singles)
             # The batch path's statements are prepared per connection on first use: warm them, as the single
             # pushes above warmed theirs, so that both measure the steady state.
-            await push_batches(base_url, make_records(deployment, 1000, 3000, rng, "batch-warm-up"))
-            n_batch = 2 * n_single
+            await push_batches(base_url, warm_up)
             console.print(f"batch endpoint: {n_batch} records in batches of 500 …")
-            batch_rps = await push_batches(base_url, make_records(deployment, n_batch, 3000, rng, "batch"))
+            batch_rps = await push_batches(base_url, batch)
             catch_up = await deployment.catch_up()
             fold_cpu = deployment.fold_cpu_seconds()
         finally:

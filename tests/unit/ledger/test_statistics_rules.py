@@ -19,7 +19,7 @@ from hours_ledger.domain.statistics import (
     requirements,
     week_of,
 )
-from hours_ledger.statistics import scope_of, should_fold
+from hours_ledger.statistics import QUIET_LOOKS, Folder, is_busy, scope_of, should_fold
 from hypothesis import given
 from hypothesis import strategies as st
 from xueshi_shared.iam.principal import Principal
@@ -148,15 +148,39 @@ def test_measures_added_up_packed_are_the_measures_added_up(vectors):
     assert _unpacked({"k": total}, 11)["k"] == expected
 
 
-@pytest.mark.parametrize(("rate", "since", "expected"), [
-    (200.0, 0.0, True),     # at the busy rate: not busy
-    (200.5, 0.0, False),    # past it: intake first
-    (200.5, 59.9, False),
-    (200.5, 60.0, True),    # but never behind by more than the most lag
-    (0.0, 0.0, True),
+@pytest.mark.parametrize(("rate", "expected"), [
+    (200.0, False),   # at the busy rate: not busy
+    (200.5, True),    # past it: intake first
+    (0.0, False),
 ])
-def test_the_background_fold_leaves_a_burst_of_intake_alone_for_at_most_the_most_lag(rate, since, expected):
-    assert should_fold(rate, since, busy_per_second=200.0, most_lag=60.0) is expected
+def test_intake_is_busy_past_the_busy_rate(rate, expected):
+    assert is_busy(rate, busy_per_second=200.0) is expected
+
+
+@pytest.mark.parametrize(("quiet", "since", "expected"), [
+    (2, 0.0, True),     # two quiet looks in a row: fold
+    (1, 0.0, False),    # one is a lull between two bursts, not the end of intake
+    (0, 0.0, False),
+    (0, 59.9, False),
+    (0, 60.0, True),    # but never behind by more than the most lag
+    (1, 60.0, True),
+])
+def test_the_background_fold_waits_for_two_quiet_looks_and_at_most_the_most_lag(quiet, since, expected):
+    assert QUIET_LOOKS == 2
+    assert should_fold(quiet, since, most_lag=60.0) is expected
+
+
+def test_the_background_fold_leaves_a_lull_between_two_bursts_alone():
+    """The fold's looks, once a second, at a queue filling at 1,000 changes a second with a one-second lull (a client
+    building its next requests): the lull is one quiet look, not the end of intake; two quiet looks are."""
+    folder = Folder(None, every=1.0, busy_per_second=200.0, most_lag=60.0)  # type: ignore[arg-type]  # never folds here
+    queued, decisions = 0, []
+    for second, per_second in enumerate([0, 1000, 1000, 0, 1000, 1000, 0, 0, 0], start=1):
+        queued += per_second
+        decisions.append(folder.look(queued, float(second)))
+    assert decisions == [False, False, False, False, False, False, False, True, True]
+    late = Folder(None, every=1.0, busy_per_second=200.0, most_lag=60.0)  # type: ignore[arg-type]
+    assert [late.look(1000 * s, float(s)) for s in (1, 2, 59, 60)] == [False, False, False, True]  # busy, but 60 s
 
 
 def test_median():

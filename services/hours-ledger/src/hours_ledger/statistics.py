@@ -203,12 +203,22 @@ async def catch_up(engine: AsyncEngine) -> int:
     return await fold(engine, batch=BATCH, most=REQUEST_ROUNDS)
 
 
-def should_fold(queued_per_second: float, since_fold: float, busy_per_second: float, most_lag: float) -> bool:
-    """Whether the background fold folds now: unless intake is busy (more changes queued a second than
-    `busy_per_second` since the last look), and in any case once `most_lag` seconds have passed since it last
-    folded. Intake comes first: behind a burst the counters fall behind by at most `most_lag`, and each statistics
-    request folds what it can before it answers (REQUEST_ROUNDS)."""
-    return queued_per_second <= busy_per_second or since_fold >= most_lag
+QUIET_LOOKS = 2  # looks in a row below the busy rate before the background fold folds
+
+
+def should_fold(quiet_looks: int, since_fold: float, most_lag: float, quiet_needed: int = QUIET_LOOKS) -> bool:
+    """Whether the background fold folds now: once intake has been quiet (no more changes queued a second than the
+    busy rate) for `quiet_needed` looks in a row, and in any case once `most_lag` seconds have passed since it last
+    folded. One quiet look is not enough: a client between two bursts (building its next requests, a base's
+    nightly job between files) leaves the queue quiet for a moment, and a fold that starts then takes its CPU from
+    the next burst. Intake comes first: behind a burst the counters fall behind by at most `most_lag`, and each
+    statistics request folds what it can before it answers (REQUEST_ROUNDS)."""
+    return quiet_looks >= quiet_needed or since_fold >= most_lag
+
+
+def is_busy(queued_per_second: float, busy_per_second: float) -> bool:
+    """Intake is busy while more changes are queued a second than `busy_per_second`."""
+    return queued_per_second > busy_per_second
 
 
 _QUEUED = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM hours_ledger.statistics_queue_id_seq"
@@ -224,9 +234,20 @@ class Folder:
         self.engine, self.every, self.busy_per_second, self.most_lag = engine, every, busy_per_second, most_lag
         self.task: asyncio.Task[None] | None = None
         self.deferred = 0  # rounds left for later because intake was busy
+        self._seen: int | None = None
+        self._looked = self._folded = 0.0
+        self._quiet = 0
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="statistics-fold")
+
+    def look(self, queued: int, now: float) -> bool:
+        """One look at the queue's sequence (`queued` changes queued ever, at monotonic time `now`): whether to fold
+        now. Keeps the intake rate since the last look and how many looks in a row found intake quiet."""
+        rate = 0.0 if self._seen is None else (queued - self._seen) / max(now - self._looked, 1e-3)
+        self._seen, self._looked = queued, now
+        self._quiet = 0 if is_busy(rate, self.busy_per_second) else self._quiet + 1
+        return should_fold(self._quiet, now - self._folded, self.most_lag)
 
     async def _queued(self) -> int:
         async with self.engine.connect() as c:
@@ -234,18 +255,15 @@ class Folder:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        seen, looked, folded = None, loop.time(), loop.time()
+        self._folded = loop.time()
         while True:
             await asyncio.sleep(self.every)
             try:
-                queued, now = await self._queued(), loop.time()
-                rate = 0.0 if seen is None else (queued - seen) / max(now - looked, 1e-3)
-                seen, looked = queued, now
-                if not should_fold(rate, now - folded, self.busy_per_second, self.most_lag):
+                if not self.look(await self._queued(), loop.time()):
                     self.deferred += 1
                     continue
                 await fold(self.engine)
-                folded = loop.time()
+                self._folded = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next round tries again; the queue keeps what was not folded
@@ -451,4 +469,4 @@ def _rounded(value: float | None) -> float | None:
 
 
 __all__ = ["DIMENSIONS", "FILTERS", "GROUP_BY", "REQUEST_ROUNDS", "Folder", "Names", "Scope", "catch_up", "changes",
-           "dimension", "fold", "folded_through", "names", "quality", "raw", "read", "scope_of", "should_fold"]
+           "dimension", "fold", "folded_through", "names", "quality", "raw", "read", "is_busy", "scope_of", "should_fold"]

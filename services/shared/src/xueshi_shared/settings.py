@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     roster_max_rows: int = Field(default=200_000, ge=1)
     # How often the statistics fold (`xueshi serve statistics-fold`) folds queued changes into the counters (each
     # statistics request folds what it can too), unless intake is busy: more than statistics_fold_busy_per_second
-    # changes queued a second since it last looked. Then it leaves the burst alone for at most
+    # changes queued a second since it last looked. Then it leaves the burst alone, until two looks in a row find
+    # intake quiet (statistics.QUIET_LOOKS), for at most
     # statistics_fold_most_lag_seconds: folding beside a burst takes the CPU the pushes need (bench/ledger.py).
     statistics_fold_seconds: float = Field(default=1.0, gt=0)
     statistics_fold_busy_per_second: float = Field(default=200.0, gt=0)
