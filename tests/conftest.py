@@ -15,7 +15,13 @@ from xueshi_shared.database import create_engine
 from xueshi_shared.migrations import upgrade_all
 from xueshi_shared.settings import Settings
 
-from tests.support.db import CLEANUP_LOCK_TIMEOUT, create_scratch_database, drop_database, server_admin_url
+from tests.support.db import (
+    CLEANUP_LOCK_TIMEOUT,
+    create_scratch_database,
+    distribute,
+    drop_database,
+    server_admin_url,
+)
 
 # Tables a test may fill and the next test must not see. Reference data and the audit trail (which
 # the database itself refuses to truncate) stay.
@@ -25,6 +31,7 @@ MUTABLE_TABLES = [
     "iam.tokens", "iam.principals",
     "hours_ledger.entries", "hours_ledger.allocations", "hours_ledger.person_days", "hours_ledger.sittings",
     "hours_ledger.seminar_trainees", "hours_ledger.name_changes", "hours_ledger.records", "hours_ledger.record_keys",
+    "hours_ledger.external_ids",
     "hours_ledger.people", "hours_ledger.person_keys", "hours_ledger.rosters", "hours_ledger.roster_rows",
     "hours_ledger.xapi_statements", "hours_ledger.xapi_documents", "hours_ledger.xapi_attachments",
     "hours_ledger.xapi_registrations", "hours_ledger.statistics_queue", "hours_ledger.statistics_groups",
@@ -48,6 +55,7 @@ async def database_url() -> AsyncIterator[str]:
     url = await create_scratch_database(admin_url)
     try:
         await asyncio.to_thread(upgrade_all, url, HISTORIES)
+        await distribute(url)  # on a Citus cluster (TEST_DATABASE_URL to its coordinator); nothing otherwise
         yield url
     finally:
         if not os.environ.get("XUESHI_KEEP_TEST_DB"):

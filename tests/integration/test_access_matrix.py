@@ -31,7 +31,8 @@ OUTSIDERS = ("other_base", "xiamen_admin", "unrelated_reviewer", "auditor")
 # audited, by design).
 GUARDED = ("catalog.plans", "catalog.topics", "catalog.delegations", "catalog.bases", "catalog.base_decisions",
            "catalog.courses", "catalog.course_reviews", "hours_ledger.records", "hours_ledger.record_keys",
-           "hours_ledger.entries", "hours_ledger.people", "hours_ledger.person_days", "hours_ledger.seminar_trainees",
+           "hours_ledger.external_ids", "hours_ledger.entries", "hours_ledger.people", "hours_ledger.person_days",
+           "hours_ledger.seminar_trainees",
            "catalog.seminars", "catalog.seminar_changes", "catalog.seminar_materials", "catalog.survey_responses",
            "verification.proofs", "verification.status_lists")
 

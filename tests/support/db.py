@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from xueshi.distribution import apply_citus
 from xueshi_shared.database import asyncpg_url, embedded_server, libpq_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,25 +39,85 @@ IDLE_IN_TRANSACTION_TIMEOUT = "5min"
 CLEANUP_LOCK_TIMEOUT = "30s"
 
 
-async def create_scratch_database(admin_url: str) -> str:
-    name = f"xueshi_test_{uuid.uuid4().hex[:12]}"
+async def cluster_workers(admin_url: str) -> list[tuple[str, int]]:
+    """The workers of the Citus cluster whose coordinator `admin_url` names ([] on plain PostgreSQL): a scratch
+    database there is created on every node, with the extension, and its workers added (`create_scratch_database`)."""
     conn = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"):
+            return []
+        rows = await conn.fetch("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND "
+                                "noderole = 'primary' AND isactive ORDER BY nodeport")
+    finally:
+        await conn.close()
+    return [(r["nodename"], r["nodeport"]) for r in rows]
+
+
+def on_node(url: str, host: str, port: int) -> str:
+    return make_url(url).set(host=host, port=port).render_as_string(hide_password=False)
+
+
+async def _create(url: str, name: str) -> None:
+    conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.execute(f"ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = "
                            f"'{IDLE_IN_TRANSACTION_TIMEOUT}'")
     finally:
         await conn.close()
-    return with_database(admin_url, name)
+
+
+async def create_scratch_database(admin_url: str) -> str:
+    """A new, empty database on the test server. On a Citus cluster it exists on every node, with the extension on
+    each, and the coordinator knows itself and the workers: ready for `xueshi db citus --apply`."""
+    name = f"xueshi_test_{uuid.uuid4().hex[:12]}"
+    workers = await cluster_workers(admin_url)
+    await _create(admin_url, name)
+    url = with_database(admin_url, name)
+    if workers:
+        for host, port in workers:
+            await _create(on_node(admin_url, host, port), name)
+            worker = await asyncpg.connect(libpq_url(on_node(url, host, port)))
+            try:
+                await worker.execute("CREATE EXTENSION citus")
+            finally:
+                await worker.close()
+        coordinator = await asyncpg.connect(libpq_url(url))
+        try:
+            await coordinator.execute("CREATE EXTENSION citus")
+            parsed = make_url(url)
+            await coordinator.execute("SELECT citus_set_coordinator_host($1, $2)", parsed.host, parsed.port or 5432)
+            for host, port in workers:
+                await coordinator.execute("SELECT citus_add_node($1, $2)", host, port)
+        finally:
+            await coordinator.close()
+    return url
 
 
 async def drop_database(admin_url: str, url: str) -> None:
     name = make_url(url).database
-    conn = await asyncpg.connect(libpq_url(admin_url))
+    workers = await cluster_workers(admin_url)
+    for node in [admin_url] + [on_node(admin_url, host, port) for host, port in workers]:
+        conn = await asyncpg.connect(libpq_url(node))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def distribute(url: str) -> list[str]:
+    """On a Citus cluster, place the migrated scratch database's tables, as `xueshi db citus --apply` does (nothing
+    on plain PostgreSQL). Returns the tables placed."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with engine.connect() as conn:
+            if not await conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")):
+                return []
+            return await apply_citus(conn)
     finally:
-        await conn.close()
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager

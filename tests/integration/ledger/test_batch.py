@@ -16,7 +16,8 @@ from tests.support.factories import approved_course, ric, uscc
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 LEDGER_TABLES = ("hours_ledger.entries, hours_ledger.allocations, hours_ledger.person_days, hours_ledger.sittings, "
-                 "hours_ledger.records, hours_ledger.record_keys, hours_ledger.seminar_trainees, hours_ledger.name_changes, "
+                 "hours_ledger.records, hours_ledger.record_keys, hours_ledger.external_ids, "
+                 "hours_ledger.seminar_trainees, hours_ledger.name_changes, "
                  "hours_ledger.people, hours_ledger.person_keys")
 
 

@@ -349,56 +349,93 @@ def forget_year(year: int) -> None:
 
 # ---- people ---------------------------------------------------------------------------------------
 
-# Finds people by the ID numbers' keyed hashes and takes their row locks, in person-id order (so that two
-# transactions locking several people never wait on each other in a cycle).
-FIND_PEOPLE = """
-    SELECT k.id_hash, p.id, p.entry_count, p.last_hash, p.name
-    FROM hours_ledger.person_keys k JOIN hours_ledger.people p ON p.id = k.person_id
-    WHERE k.id_hash = ANY($1::bytea[])
-    ORDER BY p.id
-    FOR UPDATE OF p"""
+# The people the ID numbers' keyed hashes name (no lock: LOCK_PEOPLE locks them by id, in the transaction).
+PERSON_IDS = "SELECT id_hash, person_id FROM hours_ledger.person_keys WHERE id_hash = ANY($1::bytea[])"
 
-_KNOWN = """SELECT coalesce(array_agg(id_hash), '{}') FROM hours_ledger.person_keys
-            WHERE id_hash = ANY($1::bytea[])"""
+# Takes the people's row locks, in person-id order (so that two transactions locking several people never wait on
+# each other in a cycle). On Citus each person is locked by a statement of its own (`lock_people`): a lock is taken
+# on one shard at a time.
+LOCK_PEOPLE = """
+    SELECT id, entry_count, last_hash, name FROM hours_ledger.people
+    WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"""
 
-# Creates people on first sight. Leaves out anyone a concurrent push created first (whose person_keys row
-# is then committed, and FIND_PEOPLE sees it).
+# People seen for the first time: their rows first, then their keys. A key a concurrent push made first wins, and
+# this push's row for that person goes again (_UNKEYED). A person row without a key (left by a crash between the two)
+# is never found and holds nothing. Three statements, each on the rows' own shards on Citus (the key by the hash,
+# the person by the id), where one statement writing both would be planned across the cluster.
 _NEW_PEOPLE = """
-    WITH u AS (
-      SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY
-        AS u(h, t, c, m, n, i)),
-    k AS (
-      INSERT INTO hours_ledger.person_keys (id_hash, person_id)
-      SELECT h, nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM u ORDER BY i
-      ON CONFLICT (id_hash) DO NOTHING
-      RETURNING id_hash, person_id)
     INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name)
-    SELECT k.person_id, k.id_hash, u.t, u.c, u.m, u.n FROM k JOIN u ON u.h = k.id_hash"""
+    SELECT nextval(pg_get_serial_sequence('hours_ledger.people', 'id')), h, t, c, m, n
+    FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::text[]) WITH ORDINALITY AS u(h, t, c, m, n, i)
+    ORDER BY i
+    RETURNING id_hash, id"""
+_NEW_KEYS = """
+    INSERT INTO hours_ledger.person_keys (id_hash, person_id) SELECT * FROM unnest($1::bytea[], $2::bigint[])
+    ON CONFLICT (id_hash) DO NOTHING
+    RETURNING id_hash"""
+_UNKEYED = "DELETE FROM hours_ledger.people WHERE id = ANY($1::bigint[])"
+
+
+async def person_ids(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn]) -> dict[bytes, int]:
+    """The person id of each ID hash of `wanted` (ID hash -> a record of theirs, whose name a new person gets),
+    creating the people the ledger has not seen yet (a concurrent push may create some first). Known people are
+    found before anything is encrypted."""
+    if not wanted:
+        return {}
+    found = {bytes(r["id_hash"]): r["person_id"] for r in await conn.fetch(PERSON_IDS, list(wanted))}
+    new = sorted(h for h in wanted if h not in found)
+    if new:
+        numbers = [normalise_id_number(wanted[h].id_number) for h in new]
+        made = {bytes(r["id_hash"]): r["id"] for r in await conn.fetch(
+            _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
+            [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
+            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])}
+        kept = {bytes(r["id_hash"]) for r in await conn.fetch(_NEW_KEYS, list(made), list(made.values()))}
+        found.update((h, made[h]) for h in kept)
+        lost = [h for h in made if h not in kept]
+        if lost:  # a concurrent push created them first: theirs stands
+            await conn.execute(_UNKEYED, [made[h] for h in lost])
+            found.update((bytes(r["id_hash"]), r["person_id"]) for r in await conn.fetch(PERSON_IDS, lost))
+    return found
 
 
 async def create_people(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn]) -> None:
-    """Create the people of `wanted` (ID hash -> a record of theirs, whose name a new person gets) the ledger has
-    not seen yet (a concurrent push may create some first). Known people are skipped before encrypting anything."""
-    if not wanted:
-        return
-    known = {bytes(h) for h in await conn.fetchval(_KNOWN, list(wanted))}
-    new = sorted(h for h in wanted if h not in known)
-    if new:
-        numbers = [normalise_id_number(wanted[h].id_number) for h in new]
-        await conn.execute(
-            _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
-            [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
-            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])
+    """Create the people of `wanted` the ledger has not seen yet (`person_ids`)."""
+    await person_ids(conn, keys, wanted)
+
+
+async def lock_people(conn: asyncpg.Connection, ids: Sequence[int], per_person: bool) -> list[Any]:
+    """Take the row locks of the people `ids`, in person-id order, in the transaction on `conn`: one statement, or
+    (`per_person`, on Citus) one a person."""
+    ordered = sorted(set(ids))
+    if not per_person:
+        return list(await conn.fetch(LOCK_PEOPLE, ordered))
+    return [row for pid in ordered for row in await conn.fetch(LOCK_PEOPLE, [pid])]
 
 
 # ---- reading what the ledger holds --------------------------------------------------------------
 
+# A base's external ids, claimed for a person before the person's transaction (the first record of a key in a set
+# claims it): a key claimed now is this push's alone; a key claimed before names its person for good (their record,
+# or that of an earlier push of theirs that wrote nothing). A claim is on the base's shard on Citus: the person's
+# transaction then touches the person's rows alone.
+_CLAIM = """
+    INSERT INTO hours_ledger.external_ids (base_id, external_id, person_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+    ON CONFLICT (base_id, external_id) DO NOTHING
+    RETURNING base_id, external_id"""
+_OWNERS = """
+    SELECT base_id, external_id, person_id FROM hours_ledger.external_ids
+    WHERE base_id = ANY($1::uuid[]) AND external_id = ANY($2::text[])"""
+
+# The records already in the ledger under these keys, with the person's rows (the keys are filtered exactly by the
+# caller: the three arrays select a superset).
 _REPLAYS = """
     SELECT k.base_id, r.id, r.external_id, k.request_hash, r.credited_hours, r.counted_seconds, r.status,
            r.adjustments
-    FROM unnest($1::uuid[], $2::text[]) AS x(base_id, external_id)
-    JOIN hours_ledger.record_keys k ON k.base_id = x.base_id AND k.external_id = x.external_id
-    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id"""
+    FROM hours_ledger.record_keys k
+    JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
+    WHERE k.person_id = ANY($1::bigint[]) AND k.base_id = ANY($2::uuid[]) AND k.external_id = ANY($3::text[])"""
 
 # What a person was credited in a plan year, per public topic and per course (the rules' topic allotments, the
 # other topics' prerequisite, a course credited once): four arrays, from one scan of the person's records of the year.
@@ -415,22 +452,25 @@ USED_BY_PERSON = """
 # Per person and plan year of the set: the busy sittings and day totals over the span of all the person's
 # records in the set, and what the person was credited in that year. One row per (person, year): the busy
 # sittings and days are the person's, alike in each of its rows.
-_STATES = """
+_STATES_OF = """
     SELECT x.pid, x.year, busy.starts, busy.ends, d.days, d.day_seconds, used.*
     FROM unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[], $5::date[], $6::date[])
       AS x(pid, year, lo, hi, dlo, dhi)
     CROSS JOIN LATERAL (
-      SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{}') AS starts,
-             coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{}') AS ends
+      SELECT coalesce(array_agg(extract(epoch FROM s.started_at)::bigint ORDER BY s.started_at), '{{}}') AS starts,
+             coalesce(array_agg(extract(epoch FROM s.ended_at)::bigint ORDER BY s.started_at), '{{}}') AS ends
       FROM hours_ledger.sittings s
       JOIN hours_ledger.records r ON r.person_id = s.person_id AND r.year = s.year AND r.id = s.record_id
-      WHERE s.person_id = x.pid AND r.reversed_at IS NULL
+      WHERE s.person_id = {person} AND r.person_id = {person} AND r.reversed_at IS NULL
         AND s.started_at < x.hi AND s.started_at > x.lo - interval '1 day' AND s.ended_at > x.lo) AS busy
     CROSS JOIN LATERAL (
-      SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{}') AS days,
-             coalesce(array_agg(pd.seconds ORDER BY pd.day), '{}') AS day_seconds
-      FROM hours_ledger.person_days pd WHERE pd.person_id = x.pid AND pd.day BETWEEN x.dlo AND x.dhi) AS d
-    CROSS JOIN LATERAL (""" + USED_BY_PERSON.format(person="x.pid", year="x.year") + """) AS used"""
+      SELECT coalesce(array_agg(pd.day ORDER BY pd.day), '{{}}') AS days,
+             coalesce(array_agg(pd.seconds ORDER BY pd.day), '{{}}') AS day_seconds
+      FROM hours_ledger.person_days pd WHERE pd.person_id = {person} AND pd.day BETWEEN x.dlo AND x.dhi) AS d
+    CROSS JOIN LATERAL ({used}) AS used"""
+_STATES = _STATES_OF.format(person="x.pid", used=USED_BY_PERSON.format(person="x.pid", year="x.year"))
+# One person's (on Citus): the person ($7) a constant of the statement, so that Citus sends it to the person's shard.
+_STATES_ONE = _STATES_OF.format(person="$7::bigint", used=USED_BY_PERSON.format(person="$7::bigint", year="x.year"))
 
 
 def _stored_result(row: Any) -> Result:
@@ -446,15 +486,47 @@ def _replay(row: Any, digest: bytes, external_id: str) -> Replayed:
     return Replayed(_stored_result(row))
 
 
-async def _replays(conn: asyncpg.Connection, wanted: list[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], Any]:
+async def claim(conn: asyncpg.Connection, wanted: dict[tuple[uuid.UUID, str], int]) -> tuple[set[tuple[uuid.UUID, str]],
+                                                                                       dict[tuple[uuid.UUID, str], int]]:
+    """Claim each key of `wanted` (key -> the person its first record is for): the keys claimed now, and every
+    key's person (who claimed it, now or before)."""
+    if not wanted:
+        return set(), {}
+    keys_ = list(wanted)
+    claimed = {(r["base_id"], r["external_id"]) for r in await conn.fetch(
+        _CLAIM, [b for b, _ in keys_], [e for _, e in keys_], [wanted[k] for k in keys_])}
+    owners = {k: wanted[k] for k in claimed}
+    earlier = [k for k in keys_ if k not in claimed]
+    if earlier:
+        rows = await conn.fetch(_OWNERS, list({b for b, _ in earlier}), list({e for _, e in earlier}))
+        found = {(r["base_id"], r["external_id"]): r["person_id"] for r in rows}
+        owners.update((k, found[k]) for k in earlier if k in found)
+    return claimed, owners
+
+
+async def _replays(conn: asyncpg.Connection, wanted: list[tuple[int, tuple[uuid.UUID, str]]],
+                   per_person: bool = False) -> dict[tuple[uuid.UUID, str], Any]:
+    """The records already written under these (person, key) pairs, by key: one statement, or one a person."""
     wanted = list(set(wanted))
     if not wanted:
         return {}
-    rows = await conn.fetch(_REPLAYS, [base for base, _ in wanted], [external for _, external in wanted])
-    return {(row["base_id"], row["external_id"]): row for row in rows}
+    groups: dict[int, list[tuple[uuid.UUID, str]]] = defaultdict(list)
+    for pid, key in wanted:
+        groups[pid].append(key)
+    batches = [(list(groups), [k for ks in groups.values() for k in ks])] if not per_person else \
+        [([pid], ks) for pid, ks in groups.items()]
+    exact = {key for _, key in wanted}
+    out: dict[tuple[uuid.UUID, str], Any] = {}
+    for pids, ks in batches:
+        for row in await conn.fetch(_REPLAYS, pids, list({b for b, _ in ks}), list({e for _, e in ks})):
+            key = (row["base_id"], row["external_id"])
+            if key in exact:
+                out[key] = row
+    return out
 
 
-async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]]) -> dict[int, rules.PersonState]:
+async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]],
+                  per_person: bool = False) -> dict[int, rules.PersonState]:
     spans: dict[int, tuple[int, int]] = {}
     years: set[tuple[int, int]] = set()
     for pid, a in work:
@@ -466,10 +538,17 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]]) ->
     if not years:
         return {}
     wanted = sorted(years)
-    rows = await conn.fetch(
-        _STATES, [p for p, _ in wanted], [y for _, y in wanted], [instant(spans[p][0]) for p, _ in wanted],
-        [instant(spans[p][1]) for p, _ in wanted], [rules.day_of(spans[p][0]) for p, _ in wanted],
-        [rules.day_of(spans[p][1] - 1) for p, _ in wanted])
+
+    def args(rows: list[tuple[int, int]]) -> list[Any]:
+        return [[p for p, _ in rows], [y for _, y in rows], [instant(spans[p][0]) for p, _ in rows],
+                [instant(spans[p][1]) for p, _ in rows], [rules.day_of(spans[p][0]) for p, _ in rows],
+                [rules.day_of(spans[p][1] - 1) for p, _ in rows]]
+
+    if per_person:
+        rows = [r for pid in sorted(spans) for r in await conn.fetch(
+            _STATES_ONE, *args([w for w in wanted if w[0] == pid]), pid)]
+    else:
+        rows = await conn.fetch(_STATES, *args(wanted))
     states: dict[int, rules.PersonState] = {}
     for r in rows:
         state = states.get(r["pid"])
@@ -657,12 +736,14 @@ class _Set:
     outcomes: list[Outcome | None]
     admitted: dict[int, Admitted] = field(default_factory=dict)
     replays: dict[tuple[uuid.UUID, str], Any] = field(default_factory=dict)
-    hashes: dict[int, bytes] = field(default_factory=dict)  # each pending record's person, by the ID number's hash
+    person: dict[int, int] = field(default_factory=dict)  # each admitted record's person id
+    claimed: set[tuple[uuid.UUID, str]] = field(default_factory=set)  # keys this set claimed (none can be a replay)
 
 
 async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Principal],
                    records: Sequence[schemas.RecordIn], keys: PiiKeys, now: dt.datetime, seminar: bool) -> _Set:
-    """Admit the records, open their plan years, read the replays and create the people seen for the first time."""
+    """Admit the records, open their plan years, find (or create) their people, claim their external ids and read
+    the replays of keys claimed before."""
     work = _Set(senders, [None] * len(records))
     courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
     for i, body in enumerate(records):
@@ -671,31 +752,52 @@ async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Prin
                                      seminar=seminar)
         except Problem as exc:
             work.outcomes[i] = Refused(exc)
+    if not work.admitted:
+        return work
     for year in sorted({a.course["year"] for a in work.admitted.values()}):
         await open_year(conn, url, year)
-    work.replays = await _replays(conn, [_key(a) for a in work.admitted.values()])
-    pending = [i for i in work.admitted if _key(work.admitted[i]) not in work.replays]
-    work.hashes = {i: keys.lookup_hash(normalise_id_number(work.admitted[i].body.id_number)) for i in pending}
+    hashes = {i: keys.lookup_hash(normalise_id_number(a.body.id_number)) for i, a in work.admitted.items()}
     first: dict[bytes, schemas.RecordIn] = {}
-    for i in pending:  # a new person is created with the name of their first record
-        first.setdefault(work.hashes[i], work.admitted[i].body)
-    await create_people(conn, keys, first)
+    for i, h in hashes.items():  # a new person is created with the name of their first record
+        first.setdefault(h, work.admitted[i].body)
+    ids = await person_ids(conn, keys, first)
+    work.person = {i: ids[h] for i, h in hashes.items()}
+    wanted: dict[tuple[uuid.UUID, str], int] = {}
+    for i, a in work.admitted.items():
+        wanted.setdefault(_key(a), work.person[i])
+    work.claimed, owners = await claim(conn, wanted)
+    # A key another person holds: refused, naming that person's record when there is one.
+    theirs = {i for i, a in work.admitted.items() if owners.get(_key(a), work.person[i]) != work.person[i]}
+    if theirs:
+        held = await _replays(conn, [(owners[_key(work.admitted[i])], _key(work.admitted[i])) for i in theirs],
+                              per_person=True)
+        for i in sorted(theirs):
+            a = work.admitted.pop(i)
+            row = held.get(_key(a))
+            work.outcomes[i] = Refused(external_id_reused(a.body.external_id, None if row is None else row["id"]))
+            del work.person[i]
+    work.replays = await _replays(conn, [(work.person[i], _key(a)) for i, a in work.admitted.items()
+                                         if _key(a) not in work.claimed], per_person=True)
     return work
 
 
-async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.datetime) -> list[Outcome]:
-    """Lock, read, decide and write, in the transaction on `conn`."""
-    outcomes, admitted, hashes, replays = work.outcomes, work.admitted, work.hashes, work.replays
-    pending = list(hashes)
+async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.datetime, indexes: Sequence[int],
+                 per_person: bool) -> None:
+    """Lock, read, decide and write the admitted records `indexes` of `work` (in order), in the transaction on
+    `conn`; their outcomes go into `work.outcomes`. `per_person`: each person's rows are read by statements of their
+    own (Citus: each statement on one shard)."""
+    outcomes, replays, person = work.outcomes, work.replays, work.person
+    admitted = {i: work.admitted[i] for i in indexes}
     digests = {i: request_hash(keys, a.body) for i, a in admitted.items()}
-    people = {bytes(r["id_hash"]): r for r in await conn.fetch(FIND_PEOPLE, list(set(hashes.values())))} \
-        if hashes else {}
-    if len(people) != len(set(hashes.values())):
+    pending = [i for i, a in admitted.items() if _key(a) not in replays]
+    people = {r["id"]: r for r in await lock_people(conn, [person[i] for i in pending], per_person)}
+    if len(people) != len({person[i] for i in pending}):
         raise Retry("a person created before the transaction is missing")
-    # Retries that landed while we waited for the locks.
-    replays.update(await _replays(conn, [_key(admitted[i]) for i in pending]))
-    states = await _states(conn, [(people[hashes[i]]["id"], admitted[i]) for i in pending
-                                  if _key(admitted[i]) not in replays])
+    # Retries that landed while we waited for the locks (only a key claimed before can have one).
+    replays.update(await _replays(conn, [(person[i], _key(admitted[i])) for i in pending
+                                         if _key(admitted[i]) not in work.claimed], per_person))
+    states = await _states(conn, [(person[i], admitted[i]) for i in pending if _key(admitted[i]) not in replays],
+                           per_person)
     heads = {r["id"]: (r["entry_count"], bytes(r["last_hash"])) for r in people.values()}
     # Each person's registered name, and whether it is fixed (the person has entries, or a record of this set).
     registered = {r["id"]: (r["name"], r["entry_count"] > 0) for r in people.values()}
@@ -714,7 +816,7 @@ async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.da
                     raise external_id_reused(external_id, earlier.record_id)
                 outcomes[i] = Replayed(earlier.result())
                 continue
-            pid = people[hashes[i]]["id"]
+            pid = person[i]
             check_name(*registered[pid], a.body.name)
         except Problem as exc:
             outcomes[i] = Refused(exc)
@@ -727,26 +829,73 @@ async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.da
         staged.append(one)
         outcomes[i] = Credited(one.result())
     if staged:
-        await _write(conn, staged, heads, {pid: name for pid, (name, _) in registered.items()}, now)
-    assert all(o is not None for o in outcomes)
-    return outcomes  # type: ignore[return-value]
+        touched = {one.person_id for one in staged}
+        await _write(conn, staged, {p: h for p, h in heads.items() if p in touched},
+                     {pid: name for pid, (name, _) in registered.items() if pid in touched}, now)
+
+
+# Whether the database is distributed by Citus (its people placed), per database URL: decided once a process. After
+# `xueshi db citus --apply` the services are restarted (deploy/scale-out.md).
+_distributed: dict[str, bool] = {}
+
+
+async def distributed(conn: asyncpg.Connection, url: sa.URL) -> bool:
+    """Whether the ledger's people are distributed by Citus: then every statement about a person is one person's."""
+    name = url.render_as_string(hide_password=True)
+    if name not in _distributed:
+        placed = False
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"):
+            placed = bool(await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'hours_ledger.people'::regclass)"))
+        _distributed[name] = placed
+    return _distributed[name]
 
 
 async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
-                    keys: PiiKeys, now: dt.datetime) -> list[Outcome]:
-    """One set in two steps. The first admits the records and creates the people seen for the first time, in
-    statements that each commit on their own (no transaction: its reads need no common snapshot, the replays are
-    read again under the locks, and the people are created by one statement; a person row without records is
-    harmless, and the second step then holds no lock it did not take in person-id order; measured: two round
-    trips fewer per group: single pushes 2,859/2,907 -> 2,940/3,003 records/s). The second, one transaction,
-    locks every person in person-id order, decides and writes: locks taken in one global order cannot form a
-    cycle with another set. Raises one of FALLBACK when the transaction cannot stand."""
+                    keys: PiiKeys, now: dt.datetime, isolate: bool = False) -> list[Outcome]:
+    """One set in two steps. The first admits the records, finds or creates their people and claims their external
+    ids, in statements that each commit on their own (no transaction: its reads need no common snapshot, the
+    replays are read again under the locks, and a person row or a claim without records is harmless; the second
+    step then holds no lock it did not take in person-id order; measured: two round trips fewer per group: single
+    pushes 2,859/2,907 -> 2,940/3,003 records/s). The second, one transaction, locks every person in person-id
+    order, decides and writes: locks taken in one global order cannot form a cycle with another set. Raises one of
+    FALLBACK when the transaction cannot stand.
+
+    On Citus the second step is one transaction a person (each on the person's shard, on one worker), several at a
+    time; a person's transaction that cannot stand falls back to that person's records one at a time, alone (the
+    others' stand). `isolate` as for `_alone`."""
     async with pooled(engine) as conn:
         work = await _prepare(conn, engine.url, senders, records, keys, now, seminar=False)
+        per_person = await distributed(conn, engine.url)
     if not work.admitted:
         return work.outcomes  # type: ignore[return-value]
-    async with transaction(engine) as conn:
-        return await _apply(conn, work, keys, now)
+    by_person: dict[int, list[int]] = defaultdict(list)
+    for i in work.admitted:
+        by_person[work.person[i]].append(i)
+    if not per_person or len(by_person) == 1:
+        async with transaction(engine) as conn:
+            await _apply(conn, work, keys, now, list(work.admitted), per_person)
+        return work.outcomes  # type: ignore[return-value]
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(indexes: list[int]) -> None:
+        async with limit:
+            try:
+                async with transaction(engine) as conn:
+                    await _apply(conn, work, keys, now, indexes, per_person)
+            except FALLBACK:
+                for i in indexes:
+                    work.outcomes[i] = await _alone(engine, senders[i], work.admitted[i].body, keys, isolate=isolate)
+            except Problem:
+                raise
+            except Exception:
+                if not isolate:
+                    raise
+                for i in indexes:
+                    work.outcomes[i] = await _alone(engine, senders[i], work.admitted[i].body, keys, isolate=True)
+
+    await asyncio.gather(*(one(ix) for ix in by_person.values()))
+    return work.outcomes  # type: ignore[return-value]
 
 
 async def push_within(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Principal],
@@ -754,11 +903,11 @@ async def push_within(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[P
                       seminar: bool = False) -> list[Outcome]:
     """`push`, inside the caller's transaction on `conn` (a seminar's attendance upload, which keeps nothing when
     its roster breaks a rule): everything happens in that transaction, and nothing is retried here (one of
-    FALLBACK means the caller's transaction cannot stand)."""
+    FALLBACK means the caller's transaction cannot stand). On Citus that transaction spans the people's shards."""
     work = await _prepare(conn, url, senders, records, keys, now, seminar=seminar)
-    if not work.admitted:
-        return work.outcomes  # type: ignore[return-value]
-    return await _apply(conn, work, keys, now)
+    if work.admitted:
+        await _apply(conn, work, keys, now, list(work.admitted), await distributed(conn, url))
+    return work.outcomes  # type: ignore[return-value]
 
 
 # Transactions one push runs at once when it falls back to one record at a time.
@@ -781,7 +930,7 @@ async def push(engine: AsyncEngine, senders: Sequence[Principal], records: Seque
     if len(records) == 1:
         return [await _alone(engine, senders[0], records[0], keys, isolate=singles)]
     try:
-        return await _push_set(engine, senders, records, keys, clock())
+        return await _push_set(engine, senders, records, keys, clock(), singles)
     except FALLBACK:
         return await one_by_one(engine, senders, records, keys, isolate=singles)
     except Problem as exc:  # the whole set is refused (a plan year that cannot open now): so is each record
@@ -843,7 +992,7 @@ async def _alone(engine: AsyncEngine, sender: Principal, record: schemas.RecordI
     raises it) instead of failing the records it was grouped with."""
     for _ in range(ATTEMPTS):
         try:
-            return (await _push_set(engine, [sender], [record], keys, clock()))[0]
+            return (await _push_set(engine, [sender], [record], keys, clock(), isolate))[0]
         except FALLBACK:
             continue
         except Problem as exc:

@@ -55,14 +55,24 @@ class Person(Base):
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
+class ExternalId(Base):
+    """Which person a base's external id names, for good: its primary key refuses the id for anyone else. Claimed
+    before the person's transaction (intake.py), apart from the person's rows (Citus: distributed by the base)."""
+
+    __tablename__ = "external_ids"
+    base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    external_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    person_id: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class RecordKey(Base):
-    """A base's external id of a record: unique per base, and what makes a repeated push a replay."""
+    """A base's external id of a record, with the person's rows: what makes a repeated push a replay."""
 
     __tablename__ = "record_keys"
+    person_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     base_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     external_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
-    person_id: Mapped[int] = mapped_column(sa.BigInteger)
     year: Mapped[int] = mapped_column(sa.SmallInteger)
     record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
 

@@ -47,10 +47,9 @@ _ROSTER = """SELECT count(*) AS trainees, count(*) FILTER (WHERE online) AS onli
 _ENROL = """
     INSERT INTO hours_ledger.seminar_trainees AS t (seminar_id, person_id, title_level, online, assessment_passed,
                                                     record_id)
-    SELECT $1, k.person_id, u.title_level, u.online, u.passed, u.record_id
-    FROM unnest($2::bytea[], $3::text[], $4::bool[], $5::bool[], $6::uuid[]) AS u(h, title_level, online, passed,
-                                                                                 record_id)
-    JOIN hours_ledger.person_keys k ON k.id_hash = u.h
+    SELECT $1, u.pid, u.title_level, u.online, u.passed, u.record_id
+    FROM unnest($2::bigint[], $3::text[], $4::bool[], $5::bool[], $6::uuid[]) AS u(pid, title_level, online, passed,
+                                                                                  record_id)
     ON CONFLICT (seminar_id, person_id) DO UPDATE SET
       title_level = EXCLUDED.title_level, online = EXCLUDED.online, assessment_passed = EXCLUDED.assessment_passed,
       record_id = coalesce(EXCLUDED.record_id, t.record_id)"""
@@ -115,14 +114,14 @@ async def upload_attendance(engine: AsyncEngine, principal: Principal, keys: Pii
             for index, outcome in zip(order, pushed, strict=True):
                 outcomes[index] = intake.Refused(_as_trainee(index, outcome.problem)) \
                     if isinstance(outcome, intake.Refused) else outcome
-            await intake.create_people(conn, keys, {_hash(keys, r): r for r in kept.values()})
             # One roster row per person: a trainee sent twice in the upload is enrolled as the later line says.
             by_person = {_hash(keys, r): (i, r) for i, r in sorted(
                 [(i, r) for i, r in credited.items() if isinstance(outcomes[i], intake.Credited | intake.Replayed)]
                 + list(kept.items()), key=lambda item: item[0])}
             enrolled = list(by_person.values())
+            ids = await intake.person_ids(conn, keys, {h: r for h, (_, r) in by_person.items()})  # kept: created
             await conn.execute(
-                _ENROL, seminar["id"], [_hash(keys, r) for _, r in enrolled],
+                _ENROL, seminar["id"], [ids[_hash(keys, r)] for _, r in enrolled],
                 [trainees[i].title_level for i, _ in enrolled], [trainees[i].online for i, _ in enrolled],
                 [trainees[i].assessment_passed for i, _ in enrolled],
                 [_record_id(outcomes[i]) for i, _ in enrolled])

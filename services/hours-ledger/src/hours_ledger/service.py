@@ -23,7 +23,7 @@ from xueshi_shared.problems import Conflict, Forbidden, InvalidInput, NotFound, 
 from .chain import entry_hash
 from .domain import facts, rules
 from .domain.statistics import requirements
-from .intake import FIND_PEOPLE
+from .intake import LOCK_PEOPLE, PERSON_IDS
 from .models import ZERO_HASH, Allocation, Entry, NameChange, Person, PersonDay, PersonKey, Record, Sitting, StatisticsQueue
 
 HR_AUTHORITY = "A12"
@@ -141,9 +141,10 @@ def person_unknown(principal: Principal) -> Problem:
 async def transcript(db: AsyncSession, principal: Principal, keys: PiiKeys, id_number: str,
                      year: int) -> dict[str, Any]:
     principal.require_staff()
-    person = (await db.execute(
-        sa.select(Person).join(PersonKey, PersonKey.person_id == Person.id)
-        .where(PersonKey.id_hash == keys.lookup_hash(id_number)))).scalar_one_or_none()
+    # The person's id first, then the person (on Citus each by its own distribution key: one shard each).
+    person_id = (await db.execute(sa.select(PersonKey.person_id)
+                                  .where(PersonKey.id_hash == keys.lookup_hash(id_number)))).scalar_one_or_none()
+    person = None if person_id is None else await db.get(Person, person_id)
     if person is None:
         raise person_unknown(principal)
     records = (await db.execute(
@@ -227,7 +228,8 @@ async def correct_name(db: AsyncSession, principal: Principal, keys: PiiKeys, id
     records from units of its region). The old name stays in the person's history."""
     principal.require_staff("province_admin", "city_admin")
     conn = await driver(db)
-    person = await conn.fetchrow(FIND_PEOPLE, [keys.lookup_hash(id_number)])
+    found = await conn.fetchrow(PERSON_IDS, [keys.lookup_hash(id_number)])
+    person = None if found is None else await conn.fetchrow(LOCK_PEOPLE, [found["person_id"]])
     if person is None:
         raise person_unknown(principal)
     if principal.role == "city_admin":

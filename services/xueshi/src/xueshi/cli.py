@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 from xueshi_shared.database import create_engine, resolve_database_url
 from xueshi_shared.settings import Settings, project_dir
 
@@ -72,26 +73,40 @@ def db_upgrade() -> None:
 
 
 @db_app.command("citus")
-def db_citus() -> None:
-    """Print the SQL that places every table on a Citus cluster (checks the schema first; exit 1 if not ready)."""
-    from .distribution import citus_sql
+def db_citus(
+    apply: Annotated[bool, typer.Option("--apply", help="Run the statements on the coordinator (one transaction) "
+                                        "instead of printing them.")] = False,
+) -> None:
+    """Print the SQL that places every table on a Citus cluster, or run it with --apply (checks the schema, and with
+    --apply the cluster, first; exit 1 if either is not ready)."""
+    from .distribution import apply_citus, citus_sql
 
     settings = _settings()
     url, _server = _database(settings)
 
-    async def render() -> str:
+    async def run() -> str | list[str]:
         engine = create_engine(url, pool_size=1, max_overflow=0)
         try:
             async with engine.connect() as conn:
-                return await citus_sql(conn)
+                if not apply:
+                    return await citus_sql(conn)
+                return await apply_citus(conn)
         finally:
             await engine.dispose()
 
     try:
-        typer.echo(asyncio.run(render()), nl=False)
+        out = asyncio.run(run())
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+    except DBAPIError as exc:
+        err.print(f"[red]Citus refused the placement, nothing was placed: {exc.orig}[/red]")
+        raise typer.Exit(1) from None
+    if isinstance(out, str):
+        typer.echo(out, nl=False)
+    else:
+        err.print(f"[green]placed {len(out)} tables on the cluster[/green]" if out else
+                  "[green]every table is placed already[/green]")
 
 
 @staff_app.command("add")

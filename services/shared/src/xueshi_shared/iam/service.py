@@ -96,12 +96,17 @@ async def revoke_principal_tokens(db: Executor, principal_id: uuid.UUID, reason:
 
 async def revoke_staff(db: Executor, staff_id: uuid.UUID, reason: str) -> int:
     """Disable a staff member and revoke every token they hold."""
+    # Disabled once (a second revocation keeps the first moment). Not `coalesce(disabled_at, now())`: Citus refuses
+    # non-immutable functions inside COALESCE or CASE on a reference table, which principals are there.
     found = await db.scalar(
         sa.update(PrincipalRow)
-        .where(PrincipalRow.id == staff_id, PrincipalRow.kind == "staff")
-        .values(disabled_at=sa.func.coalesce(PrincipalRow.disabled_at, sa.func.now()))
+        .where(PrincipalRow.id == staff_id, PrincipalRow.kind == "staff", PrincipalRow.disabled_at.is_(None))
+        .values(disabled_at=sa.func.now())
         .returning(PrincipalRow.id)
     )
+    if found is None:
+        found = await db.scalar(sa.select(PrincipalRow.id).where(PrincipalRow.id == staff_id,
+                                                                 PrincipalRow.kind == "staff"))
     if found is None:
         raise NotFound(f"no staff member {staff_id}")
     return await revoke_principal_tokens(db, staff_id, reason)
