@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -105,6 +106,20 @@ async def drop_database(admin_url: str, url: str) -> None:
             await conn.close()
 
 
+async def on_citus(engine: Any) -> bool:
+    """Whether the test database (an AsyncEngine's) is on a Citus cluster."""
+    async with engine.connect() as conn:
+        return bool(await conn.scalar(sa.text(CITUS_INSTALLED)))
+
+
+CITUS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
+
+
+# Shards of each distributed table in a test database: two a worker is enough to spread people over both, and the
+# cleanup between tests truncates every shard (with Citus's default of 32 it took most of each test's time).
+TEST_SHARD_COUNT = 4
+
+
 async def distribute(url: str) -> list[str]:
     """On a Citus cluster, place the migrated scratch database's tables, as `xueshi db citus --apply` does (nothing
     on plain PostgreSQL). Returns the tables placed."""
@@ -113,9 +128,9 @@ async def distribute(url: str) -> list[str]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            if not await conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")):
+            if not await conn.scalar(sa.text(CITUS_INSTALLED)):
                 return []
-            return await apply_citus(conn)
+            return await apply_citus(conn, shard_count=TEST_SHARD_COUNT)
     finally:
         await engine.dispose()
 

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from hours_ledger import intake, schemas
 
+from tests.support.db import on_citus
 from tests.support.factories import approved_course, ric, uscc
 
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -75,14 +76,14 @@ def comparable(result: dict) -> tuple:
 
 
 async def ledger_state(engine) -> tuple:
+    """Each person's day totals and chain length, by ID hash, and the number of records (each table read on its own:
+    on Citus the key table and the person's rows are distributed by different columns)."""
     async with engine.connect() as conn:
-        days = sorted((await conn.execute(sa.text(
-            "SELECT k.id_hash, d.day, d.seconds FROM hours_ledger.person_days d "
-            "JOIN hours_ledger.people p ON p.id = d.person_id JOIN hours_ledger.person_keys k ON k.person_id = p.id"
-        ))).all())
-        chains = sorted((await conn.execute(sa.text(
-            "SELECT k.id_hash, p.entry_count FROM hours_ledger.people p "
-            "JOIN hours_ledger.person_keys k ON k.person_id = p.id"))).all())
+        hashes = dict((await conn.execute(sa.text("SELECT person_id, id_hash FROM hours_ledger.person_keys"))).all())
+        days = sorted((hashes[p], day, seconds) for p, day, seconds in (await conn.execute(sa.text(
+            "SELECT person_id, day, seconds FROM hours_ledger.person_days"))).all())
+        chains = sorted((hashes[p], n) for p, n in (await conn.execute(sa.text(
+            "SELECT id, entry_count FROM hours_ledger.people"))).all() if p in hashes)
         records = await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records"))
     return days, chains, records
 
@@ -165,8 +166,11 @@ async def test_a_batch_whose_transaction_fails_falls_back_and_loses_nothing(engi
     monkeypatch.setattr(intake, "_write", failing_write)
     response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
     assert response.status_code == 200
-    # The set failed once, then each record was written alone, through the same code.
-    assert calls[0] > 1 and set(calls[1:]) == {1}
+    # The set failed once, then each of its records was written alone, through the same code (on Citus the set is
+    # a person's records, each person in a transaction of their own: the others' sets stand as they were).
+    assert calls[0] >= 1
+    if not await on_citus(engine):
+        assert calls[0] > 1 and set(calls[1:]) == {1}
     answers = response.json()["results"]
     created = [a for a in answers if a["status"] == 201]
     async with engine.connect() as conn:

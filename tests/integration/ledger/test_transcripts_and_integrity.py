@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.support.db import on_citus
 from tests.support.factories import (
     approved_course,
     at,
@@ -114,7 +115,11 @@ async def test_only_governing_staff_reverse(ledger, base, course, engine, audito
 
 
 async def _tamper(engine, sql: str) -> None:
+    citus = await on_citus(engine)
     async with engine.begin() as conn:
+        # On a Citus cluster the trigger runs on the workers' shards: the SET LOCAL below goes there too.
+        if citus:
+            await conn.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))
         await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # bypass the append-only trigger
         for statement in sql.split(";"):
             if statement.strip():
@@ -189,7 +194,7 @@ TAMPERING = {
         "DELETE FROM hours_ledger.sittings WHERE record_id = (SELECT id FROM hours_ledger.records "
         "WHERE reversed_at IS NULL LIMIT 1)", "sittings"),
     "a record moved to another course": (
-        "UPDATE hours_ledger.records SET course_id = gen_random_uuid() WHERE id = "
+        "UPDATE hours_ledger.records SET course_id = '6f1c2e0a-4b7d-4e59-9a3b-2d8c1f0e7a55' WHERE id = "
         "(SELECT id FROM hours_ledger.records WHERE reversed_at IS NULL LIMIT 1)", "course"),
     "a record deleted": (
         "DELETE FROM hours_ledger.allocations WHERE record_id = (SELECT id FROM hours_ledger.records "

@@ -76,6 +76,8 @@ def db_upgrade() -> None:
 def db_citus(
     apply: Annotated[bool, typer.Option("--apply", help="Run the statements on the coordinator (one transaction) "
                                         "instead of printing them.")] = False,
+    shard_count: Annotated[int | None, typer.Option("--shard-count", min=1, help="Shards of each distributed table "
+                                                    "(with --apply; Citus's default is 32).")] = None,
 ) -> None:
     """Print the SQL that places every table on a Citus cluster, or run it with --apply (checks the schema, and with
     --apply the cluster, first; exit 1 if either is not ready)."""
@@ -90,7 +92,7 @@ def db_citus(
             async with engine.connect() as conn:
                 if not apply:
                     return await citus_sql(conn)
-                return await apply_citus(conn)
+                return await apply_citus(conn, shard_count)
         finally:
             await engine.dispose()
 

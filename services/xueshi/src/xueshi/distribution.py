@@ -274,15 +274,18 @@ async def check_cluster(conn: AsyncConnection) -> list[tuple[str, int]]:
     return workers
 
 
-async def apply_citus(conn: AsyncConnection) -> list[str]:
+async def apply_citus(conn: AsyncConnection, shard_count: int | None = None) -> list[str]:
     """Place every table not yet placed, in one transaction on `conn` (a coordinator's, outside a transaction):
-    all or nothing, and the first statement Citus refuses raises. Returns the tables it placed."""
+    all or nothing, and the first statement Citus refuses raises. Returns the tables it placed. `shard_count`: the
+    shards of each distributed table (Citus's `citus.shard_count`, 32 unless set)."""
     if conn.in_transaction():
         await conn.commit()
     async with conn.begin():
         await check_cluster(conn)
         statements = [line for line in (await citus_sql(conn)).splitlines() if line.startswith("SELECT")]
         await conn.execute(sa.text(UNSAFE_TRIGGERS.rstrip(";")))
+        if shard_count is not None:
+            await conn.execute(sa.text(f"SET LOCAL citus.shard_count = {int(shard_count)}"))
         for statement in statements:
             await conn.execute(sa.text(statement.rstrip(";")))
     return [line.split("'")[1] for line in statements]
