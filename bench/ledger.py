@@ -12,12 +12,14 @@ sittings and capped days.
 
     make bench                          # embedded PostgreSQL under .data/bench
     BENCH_DATABASE_URL=... make bench   # another server
+    BENCH_CITUS_URL=... make bench      # and the same on a Citus cluster (its coordinator), next to it: citus_* keys
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import os
 import random
@@ -33,6 +35,7 @@ import asyncpg
 import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -269,65 +272,169 @@ async def baseline_copy(url: str, n: int) -> float:
     return rate
 
 
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of a process and of its children it has reaped (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if _parent(int(entry.name)) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+class DatabaseCpu:
+    """The CPU the database servers behind some URLs have used (each server's postmaster, its live backends and
+    those it has reaped): plain PostgreSQL is one server, a Citus cluster its coordinator and workers."""
+
+    def __init__(self, postmasters: list[int]) -> None:
+        self.postmasters = postmasters
+
+    @classmethod
+    async def of(cls, urls: list[str]) -> DatabaseCpu:
+        postmasters = []
+        for url in urls:
+            conn = await asyncpg.connect(libpq_url(url))
+            try:
+                backend = await conn.fetchval("SELECT pg_backend_pid()")
+            finally:
+                await conn.close()
+            postmasters.append(_parent(backend))
+        return cls(postmasters)
+
+    def seconds(self) -> float:
+        total = 0.0
+        for pm in self.postmasters:
+            total += _cpu_of(pm)
+            for child in _children(pm):
+                with contextlib.suppress(OSError):
+                    total += _cpu_of(child)
+        return total
+
+
+async def _node_urls(url: str) -> list[str]:
+    """The URLs of every node holding `url`'s database: the server itself, and on Citus its workers too."""
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        citus = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+        workers = await conn.fetch("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0") if citus else []
+    finally:
+        await conn.close()
+    return [url] + [make_url(url).set(host=w["nodename"], port=w["nodeport"]).render_as_string(hide_password=False)
+                    for w in workers]
+
+
+async def measure(url: str, n_single: int) -> dict:
+    """The benchmark on the (migrated, and on Citus distributed) database at `url`."""
+    pii_key = base64.b64encode(os.urandom(32)).decode()
+    deployment = Deployment(url, pii_key)
+    await deployment.populate()
+    rng = random.Random(2026)
+    # Every phase's records are made before the first push: a client that stops between phases to build the
+    # next one leaves the ledger a quiet moment in which the fold would start (and would be measured as the
+    # next phase's cost).
+    n_batch = 2 * n_single
+    history, singles = (make_records(deployment, 2000, 3000, rng, "history"),
+                        make_records(deployment, n_single, 3000, rng, "single"))
+    warm_up, batch = (make_records(deployment, 1000, 3000, rng, "batch-warm-up"),
+                      make_records(deployment, n_batch, 3000, rng, "batch"))
+    cpu = await DatabaseCpu.of(await _node_urls(url))
+    deployment.start()
+    base_url = f"http://127.0.0.1:{deployment.port}"
+    try:
+        console.print("warming up: existing history for 3,000 people …")
+        await push_singles(base_url, history)
+        console.print(f"single pushes: {n_single} records at {CLIENTS} concurrent clients …")
+        before = cpu.seconds()
+        single_rps, latencies = await push_singles(base_url, singles)
+        single_db_cpu = cpu.seconds() - before
+        # The batch path's statements are prepared per connection on first use: warm them, as the single
+        # pushes above warmed theirs, so that both measure the steady state.
+        await push_batches(base_url, warm_up)
+        console.print(f"batch endpoint: {n_batch} records in batches of 500 …")
+        before = cpu.seconds()
+        batch_rps = await push_batches(base_url, batch)
+        batch_db_cpu = cpu.seconds() - before
+        catch_up = await deployment.catch_up()
+        fold_cpu = deployment.fold_cpu_seconds()
+    finally:
+        deployment.stop()
+    console.print("baselines …")
+    insert_rps = await baseline_inserts(url, n_single)
+    copy_rps = await baseline_copy(url, n_single * 5)
+    latencies.sort()
+    return {"single_rps": single_rps, "latencies": latencies, "batch_rps": batch_rps, "insert_rps": insert_rps,
+            "copy_rps": copy_rps, "catch_up": catch_up, "fold_cpu": fold_cpu,
+            "single_db_cpu_ms": single_db_cpu / n_single * 1000, "batch_db_cpu_ms": batch_db_cpu / n_batch * 1000}
+
+
+def _table(title: str, m: dict) -> Table:
+    table = Table("measure", "value", "baseline (same run)", "ratio", title=title)
+    table.add_row("single pushes, records/s (32 clients, HTTP, all rules)", f"{m['single_rps']:,.0f}",
+                  f"{m['insert_rps']:,.0f} single-row autocommit INSERTs/s", f"{m['single_rps'] / m['insert_rps']:.1%}")
+    table.add_row("single pushes, p50 / p99 latency", f"{statistics.median(m['latencies']) * 1000:.2f} / "
+                  f"{m['latencies'][int(len(m['latencies']) * 0.99) - 1] * 1000:.2f} ms", "", "")
+    table.add_row("batch endpoint, records/s", f"{m['batch_rps']:,.0f}",
+                  f"{m['copy_rps']:,.0f} records/s by COPY (5 rows each)", f"{m['batch_rps'] / m['copy_rps']:.1%}")
+    table.add_row("database CPU per record: single / batch", f"{m['single_db_cpu_ms']:.2f} / "
+                  f"{m['batch_db_cpu_ms']:.2f} ms", "", "")
+    if m["catch_up"] is not None:
+        table.add_row("statistics fold: caught up after the last push / its CPU",
+                      f"{m['catch_up']:.2f} s / {m['fold_cpu']:.2f} s", "", "")
+    return table
+
+
 async def main() -> dict:
     n_single = int(os.environ.get("BENCH_RECORDS", "4000"))
     async with scratch_database() as url:
-        pii_key = base64.b64encode(os.urandom(32)).decode()
-        deployment = Deployment(url, pii_key)
-        await deployment.populate()
-        rng = random.Random(2026)
-        # Every phase's records are made before the first push: a client that stops between phases to build the
-        # next one leaves the ledger a quiet moment in which the fold would start (and would be measured as the
-        # next phase's cost).
-        n_batch = 2 * n_single
-        history, singles = (make_records(deployment, 2000, 3000, rng, "history"),
-                            make_records(deployment, n_single, 3000, rng, "single"))
-        warm_up, batch = (make_records(deployment, 1000, 3000, rng, "batch-warm-up"),
-                          make_records(deployment, n_batch, 3000, rng, "batch"))
-        deployment.start()
-        base_url = f"http://127.0.0.1:{deployment.port}"
-        try:
-            console.print("warming up: existing history for 3,000 people …")
-            await push_singles(base_url, history)
-            console.print(f"single pushes: {n_single} records at {CLIENTS} concurrent clients …")
-            single_rps, latencies = await push_singles(base_url, singles)
-            # The batch path's statements are prepared per connection on first use: warm them, as the single
-            # pushes above warmed theirs, so that both measure the steady state.
-            await push_batches(base_url, warm_up)
-            console.print(f"batch endpoint: {n_batch} records in batches of 500 …")
-            batch_rps = await push_batches(base_url, batch)
-            catch_up = await deployment.catch_up()
-            fold_cpu = deployment.fold_cpu_seconds()
-        finally:
-            deployment.stop()
-        console.print("baselines …")
-        insert_rps = await baseline_inserts(url, n_single)
-        copy_rps = await baseline_copy(url, n_single * 5)
-
-    latencies.sort()
+        plain = await measure(url, n_single)
+    latencies = plain["latencies"]
     results = {
-        "ledger_single_rps": round(single_rps, 1),
+        "ledger_single_rps": round(plain["single_rps"], 1),
         "ledger_single_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "ledger_single_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "ledger_single_baseline_rps": round(insert_rps, 1),
-        "ledger_batch_rps": round(batch_rps, 1),
-        "ledger_batch_copy_rps": round(copy_rps, 1),
+        "ledger_single_baseline_rps": round(plain["insert_rps"], 1),
+        "ledger_batch_rps": round(plain["batch_rps"], 1),
+        "ledger_batch_copy_rps": round(plain["copy_rps"], 1),
         # The statistics fold beside the pushes: how long after the last push the counters held everything, and
         # the CPU it took for all the pushes (its start included).
-        "ledger_statistics_catch_up_s": None if catch_up is None else round(catch_up, 2),
-        "ledger_fold_cpu_s": None if fold_cpu is None else round(fold_cpu, 2),
+        "ledger_statistics_catch_up_s": None if plain["catch_up"] is None else round(plain["catch_up"], 2),
+        "ledger_fold_cpu_s": None if plain["fold_cpu"] is None else round(plain["fold_cpu"], 2),
+        "ledger_single_db_cpu_ms": round(plain["single_db_cpu_ms"], 3),
+        "ledger_batch_db_cpu_ms": round(plain["batch_db_cpu_ms"], 3),
     }
-    table = Table("measure", "value", "baseline (same run)", "ratio", title="Ledger benchmark")
-    table.add_row("single pushes, records/s (32 clients, HTTP, all rules)", f"{single_rps:,.0f}",
-                  f"{insert_rps:,.0f} single-row autocommit INSERTs/s", f"{single_rps / insert_rps:.1%}")
-    table.add_row("single pushes, p50 / p99 latency", f"{results['ledger_single_p50_ms']} / "
-                  f"{results['ledger_single_p99_ms']} ms", "", "")
-    table.add_row("batch endpoint, records/s", f"{batch_rps:,.0f}", f"{copy_rps:,.0f} records/s by COPY (5 rows each)",
-                  f"{batch_rps / copy_rps:.1%}")
-    if catch_up is not None:
-        table.add_row("statistics fold: caught up after the last push / its CPU", f"{catch_up:.2f} s / {fold_cpu:.2f} s",
-                      "", "")
-    console.print(table)
+    console.print(_table("Ledger benchmark", plain))
+    citus_url = os.environ.get("BENCH_CITUS_URL")
+    if citus_url:
+        # The same benchmark on a Citus cluster (its coordinator's URL; the scratch database made on every node
+        # and distributed as `xueshi db citus --apply` does), next to the plain run above, in the same run.
+        async with scratch_database(citus_url, distributed=True) as url:
+            citus = await measure(url, n_single)
+        console.print(_table("Ledger benchmark on Citus", citus))
+        results.update({
+            "citus_single_rps": round(citus["single_rps"], 1),
+            "citus_batch_rps": round(citus["batch_rps"], 1),
+            "citus_plain_single_rps": results["ledger_single_rps"],
+            "citus_plain_batch_rps": results["ledger_batch_rps"],
+            "citus_single_baseline_rps": round(citus["insert_rps"], 1),
+            "citus_batch_copy_rps": round(citus["copy_rps"], 1),
+            "citus_single_p99_ms": round(citus["latencies"][int(len(citus["latencies"]) * 0.99) - 1] * 1000, 2),
+            "citus_single_db_cpu_ms": round(citus["single_db_cpu_ms"], 3),
+            "citus_batch_db_cpu_ms": round(citus["batch_db_cpu_ms"], 3),
+            "citus_single_ratio_to_plain": round(citus["single_rps"] / plain["single_rps"], 3),
+            "citus_batch_ratio_to_plain": round(citus["batch_rps"] / plain["batch_rps"], 3),
+        })
     return results
 
 

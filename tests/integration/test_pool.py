@@ -41,7 +41,7 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(one_connec
     async with pooled(one_connection) as conn:
         first = await conn.fetchval("SELECT pg_backend_pid()")
     async with engine.connect() as admin:
-        assert await admin.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        assert await admin.scalar(sa.text("SELECT pg_terminate_backend(CAST(:pid AS integer))"), {"pid": first})
     for _ in range(50):  # the event loop sees the socket close
         if conn.is_closed():
             break

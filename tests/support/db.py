@@ -120,9 +120,9 @@ CITUS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'ci
 TEST_SHARD_COUNT = 4
 
 
-async def distribute(url: str) -> list[str]:
+async def distribute(url: str, shard_count: int | None = TEST_SHARD_COUNT) -> list[str]:
     """On a Citus cluster, place the migrated scratch database's tables, as `xueshi db citus --apply` does (nothing
-    on plain PostgreSQL). Returns the tables placed."""
+    on plain PostgreSQL), with `shard_count` shards a table (None: Citus's default). Returns the tables placed."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(url)
@@ -130,7 +130,7 @@ async def distribute(url: str) -> list[str]:
         async with engine.connect() as conn:
             if not await conn.scalar(sa.text(CITUS_INSTALLED)):
                 return []
-            return await apply_citus(conn, shard_count=TEST_SHARD_COUNT)
+            return await apply_citus(conn, shard_count=shard_count)
     finally:
         await engine.dispose()
 

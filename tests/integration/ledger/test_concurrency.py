@@ -44,7 +44,8 @@ async def test_fifty_simultaneous_records_from_five_bases_never_exceed_the_day(l
     async with engine.connect() as conn:
         spans = (await conn.execute(sa.text(
             "SELECT extract(epoch FROM a.started_at)::bigint, extract(epoch FROM a.ended_at)::bigint, a.day "
-            "FROM hours_ledger.allocations a JOIN hours_ledger.records r ON r.id = a.record_id"))).all()
+            "FROM hours_ledger.allocations a JOIN hours_ledger.records r "
+            "ON r.person_id = a.person_id AND r.year = a.year AND r.id = a.record_id"))).all()
         stored = dict((await conn.execute(sa.text(
             "SELECT id::text, counted_seconds FROM hours_ledger.records"))).all())
     per_day: dict = {}
@@ -72,7 +73,8 @@ async def test_a_push_for_one_person_does_not_wait_for_another_persons_lock(ledg
 
     async with engine.connect() as conn, conn.begin():
         # Hold Alice's lock, as a long push for Alice would.
-        await conn.execute(sa.text("SELECT id FROM hours_ledger.people ORDER BY id LIMIT 1 FOR UPDATE"))
+        alice_id = await conn.scalar(sa.text("SELECT min(id) FROM hours_ledger.people"))
+        await conn.execute(sa.text("SELECT id FROM hours_ledger.people WHERE id = :id FOR UPDATE"), {"id": alice_id})
         later = [online_sitting("2026-06-03T09:00:00+08:00", "2026-06-03T10:00:00+08:00")]
         for_bob = await asyncio.wait_for(ledger.post("/v1/records", json=record_body(course, bob, later),
                                                      headers=base.headers), timeout=10)
@@ -126,11 +128,11 @@ async def test_the_rules_hold_in_the_database_for_random_pushes(ledger, catalog,
             SELECT r.id, r.course_hours, r.credited_hours, r.counted_seconds, r.topic, (r.exam->>'passed')::bool,
                    coalesce((SELECT json_agg(json_build_array(extract(epoch FROM a.started_at)::bigint,
                                                               extract(epoch FROM a.ended_at)::bigint, a.day))
-                             FROM hours_ledger.allocations a WHERE a.record_id = r.id), '[]'),
+                             FROM hours_ledger.allocations a WHERE a.person_id = r.person_id AND a.record_id = r.id), '[]'),
                    (SELECT json_agg(json_build_array(extract(epoch FROM s.started_at)::bigint,
                                                      extract(epoch FROM s.ended_at)::bigint, s.media_seconds,
                                                      s.identity_passed))
-                    FROM hours_ledger.sittings s WHERE s.record_id = r.id)
+                    FROM hours_ledger.sittings s WHERE s.person_id = r.person_id AND s.record_id = r.id)
             FROM hours_ledger.records r JOIN hours_ledger.people p ON p.id = r.person_id
             WHERE p.id_masked = :masked AND r.reversed_at IS NULL"""),
             {"masked": person[:6] + "********" + person[-4:]})).all()
@@ -217,8 +219,8 @@ async def test_history_check_many_bases_many_people_overlapping_at_once(ledger, 
                    extract(epoch FROM a.started_at)::bigint, extract(epoch FROM a.ended_at)::bigint, a.day,
                    extract(epoch FROM s.started_at)::bigint, extract(epoch FROM s.ended_at)::bigint
             FROM hours_ledger.records r
-            JOIN hours_ledger.sittings s ON s.record_id = r.id
-            LEFT JOIN hours_ledger.allocations a ON a.record_id = r.id"""))).all()
+            JOIN hours_ledger.sittings s ON s.person_id = r.person_id AND s.record_id = r.id
+            LEFT JOIN hours_ledger.allocations a ON a.person_id = r.person_id AND a.record_id = r.id"""))).all()
         days = {(p, d): n for p, d, n in (await conn.execute(sa.text(
             "SELECT person_id, day, seconds FROM hours_ledger.person_days"))).all()}
     # No acknowledged record lost, and what the API answered is what is stored.

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
+from hours_ledger.xapi.grouped import _text_array
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from xueshi_shared.database import libpq_url
 
 from tests.support.factories import approved_base, base_form, uscc
 
@@ -251,3 +257,19 @@ async def test_one_id_in_concurrent_requests(ledger, base):
     assert all((r.status_code == 200) == (s == winner) for r, s in zip(mixed, [
         "http://adlnet.gov/expapi/verbs/attended" if i % 2 else "http://adlnet.gov/expapi/verbs/completed"
         for i in range(8)], strict=True))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(items=st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))))
+def test_agent_and_activity_arrays_reach_the_database_exactly(database_url, items):
+    """The statements' arrays go to the database as array literals (no subquery in the INSERT, which Citus refuses):
+    any text, quotes, backslashes, braces, commas and the word NULL included, comes back as it was sent."""
+
+    async def roundtrip() -> list[str]:
+        conn = await asyncpg.connect(libpq_url(database_url))
+        try:
+            return await conn.fetchval("SELECT $1::text::text[]", _text_array(items))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(roundtrip()) == items

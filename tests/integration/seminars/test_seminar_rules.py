@@ -104,6 +104,8 @@ async def slow_commits(engine):
         await conn.execute(sa.text("""
             CREATE FUNCTION hours_ledger.test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS
             $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$"""))
+        # On a Citus cluster a trigger on a distributed table needs this (a placeholder elsewhere).
+        await conn.execute(sa.text("SET LOCAL citus.enable_unsafe_triggers = on"))
         await conn.execute(sa.text("""
             CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON hours_ledger.seminar_trainees
             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hours_ledger.test_slow_commit()"""))
@@ -111,6 +113,8 @@ async def slow_commits(engine):
         yield
     finally:
         async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL citus.enable_unsafe_triggers = on"))
+            await conn.execute(sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))  # (Citus)
             await conn.execute(sa.text("DROP TRIGGER test_slow_commit ON hours_ledger.seminar_trainees"))
             await conn.execute(sa.text("DROP FUNCTION hours_ledger.test_slow_commit()"))
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 SCHEMAS = ("iam", "catalog", "hours_ledger", "verification")
+_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class _Catalog:
 
 async def _read(conn: AsyncConnection) -> _Catalog:
     params = {"schemas": list(SCHEMAS)}
+    if await conn.scalar(sa.text(_CITUS)):  # the coordinator's own shards (of reference and local tables) left out
+        await conn.execute(sa.text("SET LOCAL citus.override_table_visibility = on"))
     tables = set((await conn.execute(sa.text(_TABLES), params)).scalars())
     constraints = list((await conn.execute(sa.text(_CONSTRAINTS), params)).mappings())
     types = {(r.tbl, r.col): (r.type, r.identity) for r in (await conn.execute(sa.text(_COLUMN_TYPES), params))}
@@ -214,7 +217,7 @@ _PLACED = "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
 
 async def _placed(conn: AsyncConnection) -> set[str]:
     """Tables Citus already holds in its metadata (none without the extension)."""
-    if not await conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")):
+    if not await conn.scalar(sa.text(_CITUS)):
         return set()
     return set((await conn.execute(sa.text(_PLACED))).scalars())
 
@@ -261,7 +264,7 @@ async def check_cluster(conn: AsyncConnection) -> list[tuple[str, int]]:
     """The active workers of the Citus coordinator `conn` is connected to; NotACluster when it is not one: the citus
     extension missing from this database, the coordinator not in its own metadata (local tables need it), or no
     active worker."""
-    if not await conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")):
+    if not await conn.scalar(sa.text(_CITUS)):
         raise NotACluster("the citus extension is not installed in this database: CREATE EXTENSION citus on the "
                           "coordinator and on every worker (shared_preload_libraries = 'citus' on each)")
     nodes = list((await conn.execute(sa.text(_NODES))).mappings())

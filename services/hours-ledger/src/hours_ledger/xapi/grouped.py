@@ -30,23 +30,29 @@ from xueshi_shared.iam.service import LIVE_TOKENS
 from ..grouping import Groups
 from . import store, validation
 
-_WRITE = f"""
-    WITH live AS ({LIVE_TOKENS})
+# The group's statements of live keys (the keys are screened just before, `_LIVE`), each voided when a statement
+# stored before voids it. Arrays arrive as array literals (`_text_array`) and the voiding is read by a statement of
+# its own: Citus refuses subqueries in an INSERT into a distributed table (xapi_statements is one, by the base).
+_WRITE = """
     INSERT INTO hours_ledger.xapi_statements (base_id, id, stored, statement, verb_id, voids, object_ref, activity_id,
                                               registration, agents, related_agents, related_activities, voided)
     SELECT u.base_id, u.id, u.stored, u.statement::jsonb, u.verb_id, u.voids, u.object_ref, u.activity_id,
-           u.registration, ARRAY(SELECT jsonb_array_elements_text(u.agents::jsonb)),
-           ARRAY(SELECT jsonb_array_elements_text(u.related_agents::jsonb)),
-           ARRAY(SELECT jsonb_array_elements_text(u.related_activities::jsonb)),
-           u.verb_id <> $14 AND EXISTS (SELECT 1 FROM hours_ledger.xapi_statements v
-                                        WHERE v.base_id = u.base_id AND v.voids = u.id)
-    FROM unnest($2::bytea[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::uuid[],
-                $9::uuid[], $10::text[], $11::uuid[], $12::text[], $13::text[], $15::text[])
-         AS u(token, base_id, id, stored, statement, verb_id, voids, object_ref, activity_id, registration, agents,
-              related_agents, related_activities)
-    WHERE u.token IN (SELECT token_hash FROM live)
+           u.registration, u.agents::text[], u.related_agents::text[], u.related_activities::text[], u.voided
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[], $7::uuid[],
+                $8::text[], $9::uuid[], $10::text[], $11::text[], $12::text[], $13::bool[])
+         AS u(base_id, id, stored, statement, verb_id, voids, object_ref, activity_id, registration, agents,
+              related_agents, related_activities, voided)
     ON CONFLICT (base_id, id) DO NOTHING
     RETURNING base_id, id"""
+_VOIDERS = """SELECT base_id, voids FROM hours_ledger.xapi_statements
+              WHERE base_id = ANY($1::uuid[]) AND voids = ANY($2::uuid[])"""
+
+
+def _text_array(items: list[str]) -> str:
+    """A text[] literal of `items` (each element quoted, its quotes and backslashes escaped)."""
+    return "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
+
+
 _LIVE = f"SELECT token_hash FROM ({LIVE_TOKENS}) t"
 _FIND = """SELECT base_id, id, statement FROM hours_ledger.xapi_statements
            WHERE base_id = ANY($1::uuid[]) AND id = ANY($2::uuid[])"""
@@ -84,25 +90,26 @@ class StatementGroups:
         firsts: dict[tuple[uuid.UUID, uuid.UUID], _Pending] = {}
         for p in group:  # an id twice in the group: the first is written, the next compared with what is stored
             firsts.setdefault((p.base_id, uuid.UUID(p.kept["id"])), p)
-        rows = [(p, store.facts(p.kept)) for p in firsts.values()]
-        columns = [
-            [p.token_digest for p, _ in rows], [p.base_id for p, _ in rows],
-            [uuid.UUID(p.kept["id"]) for p, _ in rows], [p.stored for p, _ in rows],
-            [orjson.dumps(p.kept).decode() for p, _ in rows], [f.verb_id for _, f in rows],
-            [f.voids for _, f in rows], [f.object_ref for _, f in rows], [f.activity_id for _, f in rows],
-            [f.registration for _, f in rows], [orjson.dumps(f.agents).decode() for _, f in rows],
-            [orjson.dumps(f.related_agents).decode() for _, f in rows]]
-        activities = [orjson.dumps(f.related_activities).decode() for _, f in rows]
         digests = sorted({p.token_digest for p in group})
         async with pooled(self.engine()) as conn:
-            written = {(r["base_id"], r["id"]) for r in await conn.fetch(
-                _WRITE, digests, *columns, validation.VOIDED, activities)}
+            live = {bytes(r["token_hash"]) for r in await conn.fetch(_LIVE, digests)}
+            rows = [(p, store.facts(p.kept)) for p in firsts.values() if p.token_digest in live]
+            ids = [uuid.UUID(p.kept["id"]) for p, _ in rows]
+            voiders = {(r["base_id"], r["voids"]) for r in await conn.fetch(
+                _VOIDERS, list({p.base_id for p, _ in rows}), ids)} if rows else set()
+            columns = [
+                [p.base_id for p, _ in rows], ids, [p.stored for p, _ in rows],
+                [orjson.dumps(p.kept).decode() for p, _ in rows], [f.verb_id for _, f in rows],
+                [f.voids for _, f in rows], [f.object_ref for _, f in rows], [f.activity_id for _, f in rows],
+                [f.registration for _, f in rows], [_text_array(f.agents) for _, f in rows],
+                [_text_array(f.related_agents) for _, f in rows], [_text_array(f.related_activities) for _, f in rows],
+                [f.verb_id != validation.VOIDED and (p.base_id, i) in voiders for (p, f), i in zip(rows, ids,
+                                                                                                     strict=True)]]
+            written = {(r["base_id"], r["id"]) for r in await conn.fetch(_WRITE, *columns)} if rows else set()
             rest = [p for p in group if (key := (p.base_id, uuid.UUID(p.kept["id"]))) not in written
                     or firsts[key] is not p]
-            live: set[bytes] = set()
             found: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
             if rest:  # revoked keys, and ids stored already (by an earlier request, or twice in this group)
-                live = {bytes(r["token_hash"]) for r in await conn.fetch(_LIVE, digests)}
                 found = {(r["base_id"], r["id"]): r["statement"] for r in await conn.fetch(
                     _FIND, list({p.base_id for p in rest}), [uuid.UUID(p.kept["id"]) for p in rest])}
         results: list[str | Revoked | BaseException] = []
