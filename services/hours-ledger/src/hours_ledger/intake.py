@@ -417,7 +417,7 @@ async def lock_people(conn: asyncpg.Connection, ids: Sequence[int], per_person: 
 # ---- reading what the ledger holds --------------------------------------------------------------
 
 # A base's external ids, claimed for a person before the person's transaction (the first record of a key in a set
-# claims it): a key claimed now is this push's alone; a key claimed before names its person for good (their record,
+# claims it): a key claimed now names this push's person; a key claimed before names its person for good (their record,
 # or that of an earlier push of theirs that wrote nothing). A claim is on the base's shard on Citus: the person's
 # transaction then touches the person's rows alone.
 _CLAIM = """
@@ -710,6 +710,8 @@ async def _write(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int
             touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched], sitting_modes,
             [names_now[p] for p in touched], [orjson.dumps(one.facts).decode() for one in staged])
     except (asyncpg.CheckViolationError, asyncpg.InternalServerError) as exc:  # (Citus passes a worker's on as XX000)
+        if isinstance(exc, asyncpg.InternalServerError) and "duplicate key value" in str(exc):
+            raise Retry(str(exc)) from None  # a worker's unique violation, as Citus passes it on
         if "no partition" not in str(exc):
             raise
         for year in {c["year"] for c in courses}:
@@ -739,7 +741,7 @@ class _Set:
     admitted: dict[int, Admitted] = field(default_factory=dict)
     replays: dict[tuple[uuid.UUID, str], Any] = field(default_factory=dict)
     person: dict[int, int] = field(default_factory=dict)  # each admitted record's person id
-    claimed: set[tuple[uuid.UUID, str]] = field(default_factory=set)  # keys this set claimed (none can be a replay)
+    claimed: set[tuple[uuid.UUID, str]] = field(default_factory=set)  # keys this set claimed (none in the ledger before)
 
 
 async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Principal],
@@ -795,9 +797,9 @@ async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.da
     people = {r["id"]: r for r in await lock_people(conn, [person[i] for i in pending], per_person)}
     if len(people) != len({person[i] for i in pending}):
         raise Retry("a person created before the transaction is missing")
-    # Retries that landed while we waited for the locks (only a key claimed before can have one).
-    replays.update(await _replays(conn, [(person[i], _key(admitted[i])) for i in pending
-                                         if _key(admitted[i]) not in work.claimed], per_person))
+    # Retries that landed while we waited for the locks (a key this push claimed too: a concurrent push of the same
+    # key, which found the claim made, may have written it first).
+    replays.update(await _replays(conn, [(person[i], _key(admitted[i])) for i in pending], per_person))
     states = await _states(conn, [(person[i], admitted[i]) for i in pending if _key(admitted[i]) not in replays],
                            per_person)
     heads = {r["id"]: (r["entry_count"], bytes(r["last_hash"])) for r in people.values()}
