@@ -18,7 +18,6 @@ if str(ROOT) not in sys.path:
 from xueshi.cli import upgrade_database  # noqa: E402
 from xueshi_shared.database import asyncpg_url, embedded_server  # noqa: E402
 
-from tests.support.db import distribute  # noqa: E402
 from tests.support.db import scratch_database as scratch  # noqa: E402
 
 __all__ = ["ROOT", "record_results", "scratch_database"]
@@ -39,6 +38,8 @@ async def scratch_database(admin_url: str | None = None, *, distributed: bool = 
     def migrate(url: str) -> None:
         upgrade_database(url)
         if distributed:
+            from tests.support.db import distribute
+
             asyncio.run(distribute(url, shard_count=None))
 
     try:

@@ -306,11 +306,10 @@ class DatabaseCpu:
         postmasters = []
         for url in urls:
             conn = await asyncpg.connect(libpq_url(url))
-            try:
-                backend = await conn.fetchval("SELECT pg_backend_pid()")
+            try:  # the backend's parent, while the backend lives
+                postmasters.append(_parent(await conn.fetchval("SELECT pg_backend_pid()")))
             finally:
                 await conn.close()
-            postmasters.append(_parent(backend))
         return cls(postmasters)
 
     def seconds(self) -> float:

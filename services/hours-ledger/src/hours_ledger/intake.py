@@ -855,6 +855,20 @@ async def distributed(conn: asyncpg.Connection, url: sa.URL) -> bool:
     return _distributed[name]
 
 
+# On Citus, the per-person transactions of every set in the process share half the pool (concurrent batches would
+# otherwise each open several at once and leave other requests no connection: measured, 503 database-busy).
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _person_slots(engine: AsyncEngine) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        size = engine.pool.size() if isinstance(engine.pool, sa.pool.QueuePool) else CONCURRENCY
+        slots = _slots[loop] = asyncio.Semaphore(max(1, size // 2))
+    return slots
+
+
 async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
                     keys: PiiKeys, now: dt.datetime, isolate: bool = False) -> list[Outcome]:
     """One set in two steps. The first admits the records, finds or creates their people and claims their external
@@ -880,7 +894,7 @@ async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: 
         async with transaction(engine) as conn:
             await _apply(conn, work, keys, now, list(work.admitted), per_person)
         return work.outcomes  # type: ignore[return-value]
-    limit = asyncio.Semaphore(CONCURRENCY)
+    limit = _person_slots(engine)
 
     async def one(indexes: list[int]) -> None:
         async with limit:
