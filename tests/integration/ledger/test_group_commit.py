@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from hours_ledger.app import create_app as create_ledger
 
+from tests.support.db import on_citus
 from tests.support.factories import (
     approved_base,
     approved_course,
@@ -215,6 +216,9 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
     first = record_body(course, person, [online_sitting(at("08:00"), at("09:00"))])
     assert (await ledger.post("/v1/records", json=first, headers=base.headers)).status_code == 201
     body = record_body(course, person, [online_sitting(at("10:00"), at("11:00"))])
+    # Waiting for the lock: on Citus the coordinator's backend waits for the worker's (its wait is not a 'Lock').
+    waits = ("state = 'active' AND query NOT LIKE '%pg_stat_activity%'" if await on_citus(engine)
+             else "wait_event_type = 'Lock'")
     async with engine.connect() as holder:
         # Hold the person's lock, as a long push would, so that the push waits inside its transaction.
         for pid in (await holder.execute(sa.text("SELECT id FROM hours_ledger.people ORDER BY id"))).scalars().all():
@@ -223,9 +227,8 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
         async with engine.connect() as admin:
             for _ in range(1000):  # up to 20 s: on a loaded machine the push takes a while to get there
                 waiting = await admin.scalar(sa.text(
-                    # waiting for the lock (on Citus the coordinator's backend waits for the worker's: not 'Lock')
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                    "AND query LIKE '%FOR UPDATE%' AND query NOT LIKE '%pg_stat_activity%' AND pid <> :me"),
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    f"AND {waits} AND query LIKE '%FOR UPDATE%' AND pid <> :me"),
                     {"me": await admin.scalar(sa.text("SELECT pg_backend_pid()"))})
                 if waiting:
                     break
