@@ -400,11 +400,6 @@ async def person_ids(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes
     return found
 
 
-async def create_people(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn]) -> None:
-    """Create the people of `wanted` the ledger has not seen yet (`person_ids`)."""
-    await person_ids(conn, keys, wanted)
-
-
 async def lock_people(conn: asyncpg.Connection, ids: Sequence[int], per_person: bool) -> list[Any]:
     """Take the row locks of the people `ids`, in person-id order, in the transaction on `conn`: one statement, or
     (`per_person`, on Citus) one a person."""
