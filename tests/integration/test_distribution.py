@@ -13,7 +13,7 @@ import sys
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from xueshi.distribution import PLACEMENTS, apply_citus, citus_sql, placement_problems
+from xueshi.distribution import DISTRIBUTED_FUNCTIONS, PLACEMENTS, apply_citus, citus_sql, placement_problems
 from xueshi.services import HISTORIES
 from xueshi_shared.database import libpq_url
 from xueshi_shared.migrations import upgrade_all
@@ -112,7 +112,7 @@ async def test_the_citus_statements_place_each_table_once_after_what_it_refers_t
         sql = await citus_sql(conn)
     statements = [line for line in sql.splitlines() if line.startswith("SELECT")]
     placed = [line.split("'")[1] for line in statements]
-    assert sorted(placed) == sorted(PLACEMENTS)
+    assert sorted(placed) == sorted([*PLACEMENTS, *DISTRIBUTED_FUNCTIONS])
     order = placed.index
     assert order("hours_ledger.people") < order("hours_ledger.records") < order("hours_ledger.sittings")
     assert order("catalog.plans") < order("catalog.topics") < order("catalog.courses")
@@ -225,7 +225,7 @@ async def test_xueshi_db_citus_apply_places_a_migrated_database_once(citus):
         await asyncio.to_thread(upgrade_all, url, HISTORIES)
         done = await asyncio.to_thread(_cli, url, "--apply")
         assert done.returncode == 0, done.stderr
-        assert f"placed {len(PLACEMENTS)} tables" in done.stderr
+        assert f"placed {len(PLACEMENTS)} tables and {len(DISTRIBUTED_FUNCTIONS)} functions" in done.stderr
         again = await asyncio.to_thread(_cli, url, "--apply")
         assert again.returncode == 0 and "every table is placed already" in again.stderr
         conn = await asyncpg.connect(libpq_url(url))

@@ -154,23 +154,33 @@ async def test_a_batch_whose_transaction_fails_falls_back_and_loses_nothing(engi
                                                                              monkeypatch):
     rng = random.Random(7)
     records = mixed_records(rng, courses, 30)
-    calls = []
-    real = intake._write
+    calls, worker_calls = [], []
+    real, real_on_worker = intake._write, intake._write_on_worker
+    citus = await on_citus(engine)
 
     async def failing_write(conn, staged, *args, **kwargs):
         calls.append(len(staged))
         await real(conn, staged, *args, **kwargs)  # written, then the transaction fails: all of it must roll back
-        if len(calls) == 1:
+        if len(calls) == 1 and not citus:
+            raise intake.Retry("simulated: a concurrent push took an external id")
+
+    async def failing_write_on_worker(conn, staged, *args, **kwargs):
+        worker_calls.append(len(staged))
+        if len(worker_calls) > 1:
+            return await real_on_worker(conn, staged, *args, **kwargs)
+        async with conn.transaction():  # the call writes, then its transaction fails: all of it must roll back
+            await real_on_worker(conn, staged, *args, **kwargs)
             raise intake.Retry("simulated: a concurrent push took an external id")
 
     monkeypatch.setattr(intake, "_write", failing_write)
+    monkeypatch.setattr(intake, "_write_on_worker", failing_write_on_worker)
     response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
     assert response.status_code == 200
-    # The set failed once, then each of its records was written alone, through the same code (on Citus the set is
-    # a person's records, each person in a transaction of their own: the others' sets stand as they were).
-    assert calls[0] >= 1
-    if not await on_citus(engine):
-        assert calls[0] > 1 and set(calls[1:]) == {1}
+    if not citus:  # the set failed once, then each of its records was written alone, through the same code
+        assert calls[0] > 1 and set(calls[1:]) == {1} and not worker_calls
+    else:  # a worker's people failed once, then each of them was written in a transaction of their own, under the
+        # person's lock; the other worker's people stand as they were
+        assert worker_calls[0] > 1 and calls and max(calls) < worker_calls[0]
     answers = response.json()["results"]
     created = [a for a in answers if a["status"] == 201]
     async with engine.connect() as conn:

@@ -216,9 +216,10 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
     first = record_body(course, person, [online_sitting(at("08:00"), at("09:00"))])
     assert (await ledger.post("/v1/records", json=first, headers=base.headers)).status_code == 201
     body = record_body(course, person, [online_sitting(at("10:00"), at("11:00"))])
-    # Waiting for the lock: on Citus the coordinator's backend waits for the worker's (its wait is not a 'Lock').
-    waits = ("state = 'active' AND query NOT LIKE '%pg_stat_activity%'" if await on_citus(engine)
-             else "wait_event_type = 'Lock'")
+    # Waiting for the lock: on Citus the coordinator's backend waits for the worker's (its wait is not a 'Lock'), in
+    # the call that locks and writes the person's rows there (intake `_apply_on_worker`).
+    waits = ("state = 'active' AND query LIKE '%write_people%'" if await on_citus(engine)
+             else "wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'")
     async with engine.connect() as holder:
         # Hold the person's lock, as a long push would, so that the push waits inside its transaction.
         for pid in (await holder.execute(sa.text("SELECT id FROM hours_ledger.people ORDER BY id"))).scalars().all():
@@ -228,7 +229,7 @@ async def test_a_push_whose_connection_is_killed_gets_a_503_and_its_retry_lands_
             for _ in range(1000):  # up to 20 s: on a loaded machine the push takes a while to get there
                 waiting = await admin.scalar(sa.text(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                    f"AND {waits} AND query LIKE '%FOR UPDATE%' AND pid <> :me"),
+                    f"AND {waits} AND query NOT LIKE '%pg_stat_activity%' AND pid <> :me"),
                     {"me": await admin.scalar(sa.text("SELECT pg_backend_pid()"))})
                 if waiting:
                     break

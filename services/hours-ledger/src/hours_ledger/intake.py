@@ -35,7 +35,7 @@ import hmac
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -521,8 +521,9 @@ async def _replays(conn: asyncpg.Connection, wanted: list[tuple[int, tuple[uuid.
     return out
 
 
-async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]],
-                  per_person: bool = False) -> dict[int, rules.PersonState]:
+def _state_args(work: list[tuple[int, Admitted]]) -> list[list[Any]]:
+    """The (person, plan year) rows whose state a set's records `work` ((person id, record) pairs) are decided on,
+    as the state reads take them: six arrays, in (person, year) order, each person's span over all their records."""
     spans: dict[int, tuple[int, int]] = {}
     years: set[tuple[int, int]] = set()
     for pid, a in work:
@@ -531,20 +532,14 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]],
             lo, hi = min(lo, s.start), max(hi, s.end)
         spans[pid] = (lo, hi)
         years.add((pid, a.course["year"]))
-    if not years:
-        return {}
-    wanted = sorted(years)
+    rows = sorted(years)
+    return [[p for p, _ in rows], [y for _, y in rows], [instant(spans[p][0]) for p, _ in rows],
+            [instant(spans[p][1]) for p, _ in rows], [rules.day_of(spans[p][0]) for p, _ in rows],
+            [rules.day_of(spans[p][1] - 1) for p, _ in rows]]
 
-    def args(rows: list[tuple[int, int]]) -> list[Any]:
-        return [[p for p, _ in rows], [y for _, y in rows], [instant(spans[p][0]) for p, _ in rows],
-                [instant(spans[p][1]) for p, _ in rows], [rules.day_of(spans[p][0]) for p, _ in rows],
-                [rules.day_of(spans[p][1] - 1) for p, _ in rows]]
 
-    if per_person:
-        rows = [r for pid in sorted(spans) for r in await conn.fetch(
-            _STATES_ONE, *args([w for w in wanted if w[0] == pid]), pid)]
-    else:
-        rows = await conn.fetch(_STATES, *args(wanted))
+def _person_states(rows: Sequence[Any]) -> dict[int, rules.PersonState]:
+    """The people's states from the state reads' rows (one a person and plan year)."""
     states: dict[int, rules.PersonState] = {}
     for r in rows:
         state = states.get(r["pid"])
@@ -557,6 +552,21 @@ async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]],
         for course, hours in zip(r["courses"], r["course_hours"], strict=True):
             state.course_used[course_key(course)] = hours
     return states
+
+
+async def _states(conn: asyncpg.Connection, work: list[tuple[int, Admitted]],
+                  per_person: bool = False) -> dict[int, rules.PersonState]:
+    args = _state_args(work)
+    if not args[0]:
+        return {}
+    if per_person:
+        rows = []
+        for pid in sorted(set(args[0])):
+            mine = [i for i, p in enumerate(args[0]) if p == pid]
+            rows += await conn.fetch(_STATES_ONE, *([column[i] for i in mine] for column in args), pid)
+    else:
+        rows = await conn.fetch(_STATES, *args)
+    return _person_states(rows)
 
 
 # ---- deciding ----------------------------------------------------------------------------------------
@@ -663,8 +673,10 @@ class Retry(Exception):
     """The set's transaction cannot stand (nothing of it was kept): apply it again, one record at a time."""
 
 
-async def _write(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int, tuple[int, bytes]],
-                 names_now: dict[int, str], now: dt.datetime) -> None:
+def _write_args(staged: list[Staged], heads: dict[int, tuple[int, bytes]], names_now: dict[int, str],
+                now: dt.datetime) -> list[Any]:
+    """`_WRITE`'s arguments (and `write_people`'s after its first three): the rows of the staged records, and the new
+    chain head and name of each person written (`heads`, `names_now`)."""
     sit: list[list[Any]] = [[] for _ in range(8)]
     sitting_modes: list[str | None] = []
     alloc: list[list[Any]] = [[] for _ in range(6)]
@@ -684,9 +696,7 @@ async def _write(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int
     bodies = [one.admitted.body for one in staged]
     courses = [one.admitted.course for one in staged]
     touched = sorted({one.person_id for one in staged})
-    try:
-        await conn.execute(
-            _WRITE, [c["base_id"] for c in courses], now,
+    return [[c["base_id"] for c in courses], now,
             [one.record_id for one in staged], [b.external_id for b in bodies], [one.person_id for one in staged],
             [b.course_id for b in bodies], [c["year"] for c in courses], [c["category"] for c in courses],
             [c["topic"] for c in courses], [c["field"] for c in courses], [c["hours"] for c in courses],
@@ -703,17 +713,31 @@ async def _write(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int
             [one.decision.credited_hours for one in staged], [one.decision.counted_seconds for one in staged],
             [one.prev for one in staged], [one.entry for one in staged],
             touched, [heads[p][0] for p in touched], [heads[p][1] for p in touched], sitting_modes,
-            [names_now[p] for p in touched], [orjson.dumps(one.facts).decode() for one in staged])
+            [names_now[p] for p in touched], [orjson.dumps(one.facts).decode() for one in staged]]
+
+
+@contextlib.contextmanager
+def _writing(years: set[int]) -> Iterator[None]:
+    """A set's write, its errors as the set's fallback takes them (Retry): a unique violation (a concurrent push wrote
+    the key first) or a plan year's partitions removed under the running ledger (`years`: the set's)."""
+    try:
+        yield
     except (asyncpg.CheckViolationError, asyncpg.InternalServerError) as exc:  # (Citus passes a worker's on as XX000)
         if isinstance(exc, asyncpg.InternalServerError) and "duplicate key value" in str(exc):
             raise Retry(str(exc)) from None  # a worker's unique violation, as Citus passes it on
         if "no partition" not in str(exc):
             raise
-        for year in {c["year"] for c in courses}:
+        for year in years:
             forget_year(year)  # the retry reopens it, or answers 503 year-not-open
         raise Retry("a year's partitions were removed") from None
     except asyncpg.UniqueViolationError as exc:
         raise Retry(str(exc)) from None
+
+
+async def _write(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int, tuple[int, bytes]],
+                 names_now: dict[int, str], now: dt.datetime) -> None:
+    with _writing({one.admitted.course["year"] for one in staged}):
+        await conn.execute(_WRITE, *_write_args(staged, heads, names_now, now))
 
 
 # What makes a set's transaction fall back to one record at a time (nothing of it was kept).
@@ -785,33 +809,45 @@ async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.da
     """Lock, read, decide and write the admitted records `indexes` of `work` (in order), in the transaction on
     `conn`; their outcomes go into `work.outcomes`. `per_person`: each person's rows are read by statements of their
     own (Citus: each statement on one shard)."""
-    outcomes, replays, person = work.outcomes, work.replays, work.person
+    person = work.person
     admitted = {i: work.admitted[i] for i in indexes}
-    digests = {i: request_hash(keys, a.body) for i, a in admitted.items()}
-    pending = [i for i, a in admitted.items() if _key(a) not in replays]
+    pending = [i for i, a in admitted.items() if _key(a) not in work.replays]
     people = {r["id"]: r for r in await lock_people(conn, [person[i] for i in pending], per_person)}
     if len(people) != len({person[i] for i in pending}):
         raise Retry("a person created before the transaction is missing")
     # Retries that landed while we waited for the locks (a key this push claimed too: a concurrent push of the same
     # key, which found the claim made, may have written it first).
-    replays.update(await _replays(conn, [(person[i], _key(admitted[i])) for i in pending], per_person))
-    states = await _states(conn, [(person[i], admitted[i]) for i in pending if _key(admitted[i]) not in replays],
+    work.replays.update(await _replays(conn, [(person[i], _key(admitted[i])) for i in pending], per_person))
+    states = await _states(conn, [(person[i], admitted[i]) for i in pending if _key(admitted[i]) not in work.replays],
                            per_person)
     heads = {r["id"]: (r["entry_count"], bytes(r["last_hash"])) for r in people.values()}
+    staged, names_now = _decide(work, keys, now, admitted, states, heads, {r["id"]: r["name"] for r in people.values()})
+    if staged:
+        await _write(conn, staged, heads, names_now, now)
+
+
+def _decide(work: _Set, keys: PiiKeys, now: dt.datetime, admitted: dict[int, Admitted],
+            states: dict[int, rules.PersonState], heads: dict[int, tuple[int, bytes]],
+            names_read: dict[int, str]) -> tuple[list[Staged], dict[int, str]]:
+    """Decide the records `admitted` (in order) against their people's states and chain heads (`heads`: each person's
+    (entry_count, last_hash), moved on to the head after their last staged record) and registered names; outcomes go
+    into `work.outcomes`. Returns the staged records and each written person's name once they are written."""
+    outcomes, replays, person = work.outcomes, work.replays, work.person
     # Each person's registered name, and whether it is fixed (the person has entries, or a record of this set).
-    registered = {r["id"]: (r["name"], r["entry_count"] > 0) for r in people.values()}
+    registered = {pid: (name, heads[pid][0] > 0) for pid, name in names_read.items()}
     written: dict[tuple[uuid.UUID, str], Staged] = {}
     staged: list[Staged] = []
     for i, a in admitted.items():
         key = _key(a)
         external_id = a.body.external_id
+        digest = request_hash(keys, a.body)
         try:
             if key in replays:
-                outcomes[i] = _replay(replays[key], digests[i], external_id)
+                outcomes[i] = _replay(replays[key], digest, external_id)
                 continue
             if key in written:  # sent twice in this set
                 earlier = written[key]
-                if earlier.digest != digests[i]:
+                if earlier.digest != digest:
                     raise external_id_reused(external_id, earlier.record_id)
                 outcomes[i] = Replayed(earlier.result())
                 continue
@@ -822,15 +858,71 @@ async def _apply(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.da
             continue
         if not registered[pid][1]:
             registered[pid] = (a.body.name, True)
-        one = stage(a, pid, heads[pid], states[pid], digests[i], work.senders[i], now, registered[pid][0])
+        one = stage(a, pid, heads[pid], states[pid], digest, work.senders[i], now, registered[pid][0])
         heads[pid] = (one.seq, one.entry)
         written[key] = one
         staged.append(one)
         outcomes[i] = Credited(one.result())
-    if staged:
-        touched = {one.person_id for one in staged}
-        await _write(conn, staged, {p: h for p, h in heads.items() if p in touched},
-                     {pid: name for pid, (name, _) in registered.items() if pid in touched}, now)
+    return staged, {one.person_id: registered[one.person_id][0] for one in staged}
+
+
+# On Citus: a worker's people of a set, read and written in one call each (migration hours_ledger_0014), each call
+# run by Citus on the worker that holds its first argument's shard, its statements on that worker's shards.
+_READ_PEOPLE = "SELECT hours_ledger.read_people($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_WRITE_PEOPLE = "SELECT hours_ledger.write_people(" + ", ".join(f"${n}" for n in range(1, 56)) + ")"
+
+
+def _json_replay(row: dict[str, Any]) -> dict[str, Any]:
+    """A replay as `read_people` returns it, with the types `_REPLAYS`'s rows have."""
+    return {**row, "base_id": uuid.UUID(row["base_id"]), "id": uuid.UUID(row["id"]),
+            "request_hash": bytes.fromhex(row["request_hash"])}
+
+
+def _json_state(row: dict[str, Any]) -> dict[str, Any]:
+    """A person's state as `read_people` returns it, with the types `_STATES`'s rows have."""
+    return {**row, "days": [dt.date.fromisoformat(d) for d in row["days"]]}
+
+
+async def _apply_on_worker(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, now: dt.datetime,
+                           indexes: Sequence[int]) -> list[int]:
+    """Read, decide and write the admitted records `indexes` of `work`, whose people are on one worker: one call reads
+    them (no lock), one call locks them in person-id order and writes the records of every person whose chain head
+    is still the one read, each call a transaction of its own on that worker. Returns the indexes of the other
+    people's records (nothing was written for them: decide them again under their locks, `_apply`); the outcomes of
+    the rest go into `work.outcomes`."""
+    person = work.person
+    admitted = {i: work.admitted[i] for i in indexes}
+    pending = [i for i, a in admitted.items() if _key(a) not in work.replays]
+    pids = sorted({person[i] for i in pending})
+    if not pids:
+        _decide(work, keys, now, admitted, {}, {}, {})
+        return []
+    wanted = sorted({(person[i], _key(admitted[i])) for i in pending})
+    state_args = _state_args([(person[i], admitted[i]) for i in pending])
+    read = await conn.fetchval(_READ_PEOPLE, pids[0], pids, *state_args, [p for p, _ in wanted],
+                               [k[0] for _, k in wanted], [k[1] for _, k in wanted])
+    got = orjson.loads(read) if isinstance(read, str | bytes) else read
+    if len(got["people"]) != len(pids):
+        raise Retry("a person created before the call is missing")
+    work.replays.update(((r["base_id"], r["external_id"]), r) for r in map(_json_replay, got["replays"]))
+    read_heads = {r["id"]: (r["entry_count"], bytes.fromhex(r["last_hash"])) for r in got["people"]}
+    heads = dict(read_heads)
+    states = _person_states([_json_state(r) for r in got["states"]])
+    staged, names_now = _decide(work, keys, now, admitted, states, heads, {r["id"]: r["name"] for r in got["people"]})
+    if not staged:
+        return []
+    stale = await _write_on_worker(conn, staged, heads, names_now, now, {p: c for p, (c, _) in read_heads.items()})
+    return [i for i in indexes if person[i] in stale]
+
+
+async def _write_on_worker(conn: asyncpg.Connection, staged: list[Staged], heads: dict[int, tuple[int, bytes]],
+                           names_now: dict[int, str], now: dt.datetime, counts: dict[int, int]) -> set[int]:
+    """`write_people`: the staged records of every person whose entry count is still `counts`'s (read before they
+    were decided); returns the others, of whom nothing was written."""
+    touched = sorted(names_now)
+    with _writing({one.admitted.course["year"] for one in staged}):
+        return set(await conn.fetchval(_WRITE_PEOPLE, touched[0], touched, [counts[p] for p in touched],
+                                       *_write_args(staged, heads, names_now, now)))
 
 
 # Whether the database is distributed by Citus (its people placed), per database URL: decided once a process. After
@@ -864,6 +956,13 @@ def _person_slots(engine: AsyncEngine) -> asyncio.Semaphore:
     return slots
 
 
+# On Citus: the worker (node group) that holds each person's rows (the shard's placement, from the coordinator's own
+# metadata). A shard moved since only costs the calls a hop: Citus sends each statement to wherever its shard is.
+_WORKERS_OF = """
+    SELECT u.pid, pl.groupid FROM unnest($1::bigint[]) AS u(pid)
+    JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('hours_ledger.people', u.pid)"""
+
+
 async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
                     keys: PiiKeys, now: dt.datetime, isolate: bool = False) -> list[Outcome]:
     """One set in two steps. The first admits the records, finds or creates their people and claims their external
@@ -874,40 +973,69 @@ async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: 
     order, decides and writes: locks taken in one global order cannot form a cycle with another set. Raises one of
     FALLBACK when the transaction cannot stand.
 
-    On Citus the second step is one transaction a person (each on the person's shard, on one worker), several at a
-    time; a person's transaction that cannot stand falls back to that person's records one at a time, alone (the
-    others' stand). `isolate` as for `_alone`."""
+    On Citus the second step is two calls for each worker's people (`_apply_on_worker`), the workers' side by side:
+    the people whose chain heads moved between the calls, and those of a call that cannot stand, go again one
+    person at a time, each in one transaction under the person's lock (`_apply`); a person's transaction that cannot
+    stand falls back to that person's records one at a time, alone (the others' stand). `isolate` as for `_alone`."""
     async with pooled(engine) as conn:
         work = await _prepare(conn, engine.url, senders, records, keys, now, seminar=False)
         per_person = await distributed(conn, engine.url)
+        if per_person and work.admitted:
+            worker = dict(await conn.fetch(_WORKERS_OF, sorted(set(work.person.values()))))
     if not work.admitted:
         return work.outcomes  # type: ignore[return-value]
-    by_person: dict[int, list[int]] = defaultdict(list)
-    for i in work.admitted:
-        by_person[work.person[i]].append(i)
-    if not per_person or len(by_person) == 1:
+    if not per_person:
         async with transaction(engine) as conn:
             await _apply(conn, work, keys, now, list(work.admitted), per_person)
         return work.outcomes  # type: ignore[return-value]
     limit = _person_slots(engine)
 
-    async def one(indexes: list[int]) -> None:
+    async def alone(indexes: list[int]) -> None:
+        for i in indexes:
+            work.outcomes[i] = await _alone(engine, senders[i], work.admitted[i].body, keys, isolate=isolate)
+
+    async def one(indexes: list[int]) -> None:  # one person's records, under the person's lock
         async with limit:
             try:
                 async with transaction(engine) as conn:
                     await _apply(conn, work, keys, now, indexes, per_person)
+                return
             except FALLBACK:
-                for i in indexes:
-                    work.outcomes[i] = await _alone(engine, senders[i], work.admitted[i].body, keys, isolate=isolate)
+                if len(records) == 1:
+                    raise  # a record alone already: `_alone` tries it again
             except Problem:
                 raise
             except Exception:
-                if not isolate:
-                    raise
-                for i in indexes:
-                    work.outcomes[i] = await _alone(engine, senders[i], work.admitted[i].body, keys, isolate=True)
+                if not isolate or len(records) == 1:
+                    raise  # a record alone already: `_alone` answers its error
+        await alone(indexes)
 
-    await asyncio.gather(*(one(ix) for ix in by_person.values()))
+    async def on_worker(indexes: list[int]) -> None:  # one worker's people
+        async with limit:
+            try:
+                async with pooled(engine) as conn:
+                    again = await _apply_on_worker(conn, work, keys, now, indexes)
+                failed = False
+            except FALLBACK:
+                again, failed = indexes, False
+            except Problem:
+                raise
+            except Exception:
+                if not isolate or len(records) == 1:
+                    raise  # a record alone already: `_alone` answers its error
+                again, failed = indexes, True
+        if failed:  # an unexpected error: each record alone, so that it is that record's
+            await alone(again)
+            return
+        by_person: dict[int, list[int]] = defaultdict(list)
+        for i in again:
+            by_person[work.person[i]].append(i)
+        await asyncio.gather(*(one(ix) for ix in by_person.values()))
+
+    by_worker: dict[int, list[int]] = defaultdict(list)
+    for i in work.admitted:
+        by_worker[worker.get(work.person[i], -1)].append(i)
+    await asyncio.gather(*(on_worker(ix) for ix in by_worker.values()))
     return work.outcomes  # type: ignore[return-value]
 
 

@@ -81,7 +81,7 @@ def db_citus(
 ) -> None:
     """Print the SQL that places every table on a Citus cluster, or run it with --apply (checks the schema, and with
     --apply the cluster, first; exit 1 if either is not ready)."""
-    from .distribution import apply_citus, citus_sql
+    from .distribution import DISTRIBUTED_FUNCTIONS, apply_citus, citus_sql
 
     settings = _settings()
     url, _server = _database(settings)
@@ -107,8 +107,9 @@ def db_citus(
     if isinstance(out, str):
         typer.echo(out, nl=False)
     else:
-        err.print(f"[green]placed {len(out)} tables on the cluster[/green]" if out else
-                  "[green]every table is placed already[/green]")
+        functions = sum(1 for name in out if name in DISTRIBUTED_FUNCTIONS)
+        err.print(f"[green]placed {len(out) - functions} tables and {functions} functions on the cluster[/green]"
+                  if out else "[green]every table is placed already[/green]")
 
 
 @staff_app.command("add")

@@ -214,12 +214,26 @@ UNSAFE_TRIGGERS = "SET LOCAL citus.enable_unsafe_triggers = on;"
 
 _PLACED = "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
 
+# Functions Citus runs on the worker that holds the shard of their first argument, a person id (colocated with
+# `people`): the intake's two calls for a worker's people of a set (intake.py `_apply_on_worker`, migration
+# hours_ledger_0014). Their statements then run on that worker, as one local transaction.
+DISTRIBUTED_FUNCTIONS: dict[str, str] = {
+    "hours_ledger.read_people": "p",
+    "hours_ledger.write_people": "p",
+}
+FUNCTIONS_WITH = "hours_ledger.people"
+_FUNCTIONS_PLACED = """
+    SELECT o.objid::regproc::text FROM pg_dist_object o
+    WHERE o.classid = 'pg_proc'::regclass AND o.distribution_argument_index IS NOT NULL"""
+_FUNCTION_EXISTS = "SELECT to_regproc(:name) IS NOT NULL"
+
 
 async def _placed(conn: AsyncConnection) -> set[str]:
     """Tables Citus already holds in its metadata (none without the extension)."""
     if not await conn.scalar(sa.text(_CITUS)):
         return set()
-    return set((await conn.execute(sa.text(_PLACED))).scalars())
+    return set((await conn.execute(sa.text(_PLACED))).scalars()) | set(
+        (await conn.execute(sa.text(_FUNCTIONS_PLACED))).scalars())
 
 
 async def citus_sql(conn: AsyncConnection) -> str:
@@ -227,6 +241,9 @@ async def citus_sql(conn: AsyncConnection) -> str:
     hold yet: run again after a migration added a table, it places only the new ones)."""
     catalog = await _read(conn)
     problems = _problems(catalog)
+    for function in DISTRIBUTED_FUNCTIONS:
+        if not await conn.scalar(sa.text(_FUNCTION_EXISTS), {"name": function}):
+            problems.append(f"{function}: the function is missing (xueshi db upgrade creates it)")
     if problems:
         raise ValueError("the schema is not ready for Citus:\n" + "\n".join(problems))
     placed = await _placed(conn)
@@ -248,6 +265,10 @@ async def citus_sql(conn: AsyncConnection) -> str:
         else:
             with_ = "none" if colocate == table else colocate
             lines.append(f"SELECT create_distributed_table('{table}', '{place.column}', colocate_with => '{with_}');")
+    for function, argument in DISTRIBUTED_FUNCTIONS.items():
+        if function not in placed:
+            lines.append(f"SELECT create_distributed_function('{function}'::regproc, '{argument}', "
+                         f"colocate_with => '{FUNCTIONS_WITH}');")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 
@@ -279,8 +300,8 @@ async def check_cluster(conn: AsyncConnection) -> list[tuple[str, int]]:
 
 async def apply_citus(conn: AsyncConnection, shard_count: int | None = None) -> list[str]:
     """Place every table not yet placed, in one transaction on `conn` (a coordinator's, outside a transaction):
-    all or nothing, and the first statement Citus refuses raises. Returns the tables it placed. `shard_count`: the
-    shards of each distributed table (Citus's `citus.shard_count`, 32 unless set)."""
+    all or nothing, and the first statement Citus refuses raises. Returns the tables (and DISTRIBUTED_FUNCTIONS) it
+    placed. `shard_count`: the shards of each distributed table (Citus's `citus.shard_count`, 32 unless set)."""
     if conn.in_transaction():
         await conn.commit()
     async with conn.begin():

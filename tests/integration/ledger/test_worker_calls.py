@@ -1,0 +1,82 @@
+"""On Citus a worker's people of a set are read in one call and written in another (intake `_apply_on_worker`,
+migration hours_ledger_0014). Between the two a concurrent push may change a person's ledger: the write leaves that
+person out, and the person's records are decided again under the person's lock, on what the ledger then holds."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from hours_ledger import intake
+
+from tests.support.db import on_citus
+from tests.support.factories import approved_course, at, online_sitting, record_body, ric
+
+
+@pytest.fixture
+async def citus(engine):
+    if not await on_citus(engine):
+        pytest.skip("the worker calls are the Citus path (plain PostgreSQL writes a set in one statement)")
+
+
+async def test_a_person_whose_ledger_changed_between_the_calls_is_decided_again(engine, ledger, catalog, base,
+                                                                                 fuzhou, citus, monkeypatch):
+    first = await approved_course(catalog, base, fuzhou, topic="1", hours=7, mode="online")
+    second = await approved_course(catalog, base, fuzhou, topic="2", hours=7, mode="online")
+    person = ric(811)
+    # 315 minutes each (7 学时), one day: together past the day's 12 学时 (540 minutes).
+    batch = [record_body(first, person, [online_sitting(at("08:00"), at("13:15"))])]
+    concurrent = record_body(second, person, [online_sitting(at("13:30"), at("18:45"))])
+    real = intake._write_on_worker
+    left_out: list[set[int]] = []
+    answers = []
+
+    async def with_a_push_between(conn, staged, *args, **kwargs):
+        if not left_out:  # the batch's write: the concurrent push lands after the batch's people were read
+            left_out.append(set())
+            answers.append(await ledger.post("/v1/records", json=concurrent, headers=base.headers))
+            left_out[0] = await real(conn, staged, *args, **kwargs)
+            return left_out[0]
+        return await real(conn, staged, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "_write_on_worker", with_a_push_between)
+    response = await ledger.post("/v1/records/batch", json={"records": batch}, headers=base.headers)
+    assert response.status_code == 200, response.text
+    assert answers and answers[0].status_code == 201, answers[0].text
+    assert len(left_out[0]) == 1  # the batch's person: nothing of theirs written by that call
+    item = response.json()["results"][0]
+    assert item["status"] == 201, item
+    pushed = answers[0].json()
+    assert pushed["counted_minutes"] == 315
+    # Decided again on a ledger that holds the concurrent record: the day's rest, not 315 minutes more.
+    assert item["result"]["counted_minutes"] == 540 - 315
+    async with engine.connect() as conn:
+        days = (await conn.execute(sa.text("SELECT day, seconds FROM hours_ledger.person_days"))).all()
+        heads = (await conn.execute(sa.text("SELECT entry_count FROM hours_ledger.people"))).scalars().all()
+        entries = (await conn.execute(sa.text(
+            "SELECT count(*) FROM hours_ledger.entries WHERE person_id = (SELECT min(id) FROM hours_ledger.people)"
+        ))).scalar()
+    assert [s for _, s in days] == [540 * 60]
+    assert heads == [2] and entries == 2  # one chain: each record's entry once, the head after both
+
+
+async def test_a_worker_call_writes_each_person_once_and_answers_as_one_statement_would(engine, ledger, catalog, base,
+                                                                                        fuzhou, auditor, citus):
+    """A batch of many people on both workers, several records each: every record written once, with its person's
+    entries in one unbroken chain (the ledger's own integrity walk)."""
+    course = await approved_course(catalog, base, fuzhou, topic="5", hours=7, mode="online")
+    records = [record_body(course, ric(820 + p), [online_sitting(at(f"{8 + 2 * k:02d}:00"), at(f"{9 + 2 * k:02d}:00"))])
+               for p in range(12) for k in range(3)]
+    response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == [201] * len(records)
+    async with engine.connect() as conn:
+        per_person = (await conn.execute(sa.text(
+            "SELECT p.entry_count, (SELECT count(*) FROM hours_ledger.entries e WHERE e.person_id = p.id) "
+            "FROM hours_ledger.people p"))).all()
+        ports = (await conn.execute(sa.text(
+            "SELECT DISTINCT s.nodeport FROM hours_ledger.people p JOIN citus_shards s "
+            "ON s.shardid = get_shard_id_for_distribution_column('hours_ledger.people', p.id)"))).scalars().all()
+    assert len(per_person) == 12 and all(count == 3 and held == 3 for count, held in per_person)
+    assert len(ports) == 2  # both workers' calls
+    integrity = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
+    assert integrity == {"valid": True, "entries_checked": 36, "people_checked": 12, "problems": []}
