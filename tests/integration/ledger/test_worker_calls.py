@@ -4,9 +4,15 @@ person out, and the person's records are decided again under the person's lock, 
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from hours_ledger import intake
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from xueshi_shared.database import libpq_url
 
 from tests.support.db import on_citus
 from tests.support.factories import approved_course, at, online_sitting, record_body, ric
@@ -80,3 +86,22 @@ async def test_a_worker_call_writes_each_person_once_and_answers_as_one_statemen
     assert len(ports) == 2  # both workers' calls
     integrity = (await ledger.get("/v1/ledger/integrity", headers=auditor.headers)).json()
     assert integrity == {"valid": True, "entries_checked": 36, "people_checked": 12, "problems": []}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rows=st.lists(st.tuples(st.uuids(), st.text(alphabet=st.characters(blacklist_characters="\x00",
+                                                                           blacklist_categories=("Cs",))),
+                               st.integers(-2**63, 2**63 - 1)), min_size=1, max_size=40))
+def test_values_rows_reach_the_database_exactly(database_url, rows):
+    """Step 1's rows on Citus go as a multi-row VALUES list of parameters (`intake.values_rows`): every row comes
+    back as it was sent, in order."""
+    text, args = intake.values_rows(("uuid", "text", "bigint"), rows)
+
+    async def roundtrip() -> list[tuple]:
+        conn = await asyncpg.connect(libpq_url(database_url))
+        try:
+            return [tuple(r) for r in await conn.fetch(f"SELECT * FROM (VALUES {text}) AS v", *args)]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(roundtrip()) == rows

@@ -376,22 +376,53 @@ _NEW_KEYS = """
     RETURNING id_hash"""
 _UNKEYED = "DELETE FROM hours_ledger.people WHERE id = ANY($1::bigint[])"
 
+# On Citus the rows of step 1 go as a multi-row VALUES (each row to its shard directly), where plain PostgreSQL takes
+# the arrays (`unnest`): Citus runs an INSERT ... SELECT from arrays by pulling the rows to the coordinator and copying
+# them on (measured on the cluster, ten rows alone: new people and their keys 182 -> 9.4 ms, claims 34 -> 2.6 ms).
+# A new person's id then comes from the sequence first.
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('hours_ledger.people', 'id')) FROM generate_series(1, $1)"
+_NEW_PEOPLE_ROWS = "INSERT INTO hours_ledger.people (id, id_hash, id_type, id_cipher, id_masked, name) VALUES {rows}"
+_NEW_KEYS_ROWS = """
+    INSERT INTO hours_ledger.person_keys (id_hash, person_id) VALUES {rows}
+    ON CONFLICT (id_hash) DO NOTHING
+    RETURNING id_hash"""
 
-async def person_ids(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn]) -> dict[bytes, int]:
+
+def values_rows(casts: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """A multi-row VALUES list of `rows` (each with one value per type of `casts`), as parameters: its text and its
+    arguments."""
+    width = len(casts)
+    text = ", ".join("(" + ", ".join(f"${r * width + c + 1}::{cast}" for c, cast in enumerate(casts)) + ")"
+                     for r in range(len(rows)))
+    return text, [value for row in rows for value in row]
+
+
+async def person_ids(conn: asyncpg.Connection, keys: PiiKeys, wanted: dict[bytes, schemas.RecordIn], *,
+                     rows: bool = False) -> dict[bytes, int]:
     """The person id of each ID hash of `wanted` (ID hash -> a record of theirs, whose name a new person gets),
     creating the people the ledger has not seen yet (a concurrent push may create some first). Known people are
-    found before anything is encrypted."""
+    found before anything is encrypted. `rows`: new people go as VALUES rows (Citus)."""
     if not wanted:
         return {}
     found = {bytes(r["id_hash"]): r["person_id"] for r in await conn.fetch(PERSON_IDS, list(wanted))}
     new = sorted(h for h in wanted if h not in found)
     if new:
         numbers = [normalise_id_number(wanted[h].id_number) for h in new]
-        made = {bytes(r["id_hash"]): r["id"] for r in await conn.fetch(
-            _NEW_PEOPLE, new, [wanted[h].id_type for h in new],
-            [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)],
-            [mask_id_number(n) for n in numbers], [wanted[h].name for h in new])}
-        kept = {bytes(r["id_hash"]) for r in await conn.fetch(_NEW_KEYS, list(made), list(made.values()))}
+        ciphers = [keys.encrypt(wanted[h].id_type, n) for h, n in zip(new, numbers, strict=True)]
+        if rows:
+            ids = [r[0] for r in await conn.fetch(_NEXT_IDS, len(new))]
+            made = dict(zip(new, ids, strict=True))
+            text, args = values_rows(("bigint", "bytea", "text", "bytea", "text", "text"), [
+                (made[h], h, wanted[h].id_type, c, mask_id_number(n), wanted[h].name)
+                for h, n, c in zip(new, numbers, ciphers, strict=True)])
+            await conn.execute(_NEW_PEOPLE_ROWS.format(rows=text), *args)
+            text, args = values_rows(("bytea", "bigint"), list(made.items()))
+            kept = {bytes(r["id_hash"]) for r in await conn.fetch(_NEW_KEYS_ROWS.format(rows=text), *args)}
+        else:
+            made = {bytes(r["id_hash"]): r["id"] for r in await conn.fetch(
+                _NEW_PEOPLE, new, [wanted[h].id_type for h in new], ciphers, [mask_id_number(n) for n in numbers],
+                [wanted[h].name for h in new])}
+            kept = {bytes(r["id_hash"]) for r in await conn.fetch(_NEW_KEYS, list(made), list(made.values()))}
         found.update((h, made[h]) for h in kept)
         lost = [h for h in made if h not in kept]
         if lost:  # a concurrent push created them first: theirs stands
@@ -418,6 +449,10 @@ async def lock_people(conn: asyncpg.Connection, ids: Sequence[int], per_person: 
 _CLAIM = """
     INSERT INTO hours_ledger.external_ids (base_id, external_id, person_id)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+    ON CONFLICT (base_id, external_id) DO NOTHING
+    RETURNING base_id, external_id"""
+_CLAIM_ROWS = """
+    INSERT INTO hours_ledger.external_ids (base_id, external_id, person_id) VALUES {rows}
     ON CONFLICT (base_id, external_id) DO NOTHING
     RETURNING base_id, external_id"""
 _OWNERS = """
@@ -482,20 +517,24 @@ def _replay(row: Any, digest: bytes, external_id: str) -> Replayed:
     return Replayed(_stored_result(row))
 
 
-async def claim(conn: asyncpg.Connection, wanted: dict[tuple[uuid.UUID, str], int]) -> tuple[set[tuple[uuid.UUID, str]],
-                                                                                       dict[tuple[uuid.UUID, str], int]]:
+async def claim(conn: asyncpg.Connection, wanted: dict[tuple[uuid.UUID, str], int], *,
+                rows: bool = False) -> tuple[set[tuple[uuid.UUID, str]], dict[tuple[uuid.UUID, str], int]]:
     """Claim each key of `wanted` (key -> the person its first record is for): the keys claimed now, and every
-    key's person (who claimed it, now or before)."""
+    key's person (who claimed it, now or before). `rows`: the claims go as VALUES rows (Citus)."""
     if not wanted:
         return set(), {}
     keys_ = list(wanted)
-    claimed = {(r["base_id"], r["external_id"]) for r in await conn.fetch(
-        _CLAIM, [b for b, _ in keys_], [e for _, e in keys_], [wanted[k] for k in keys_])}
+    if rows:
+        text, args = values_rows(("uuid", "text", "bigint"), [(b, e, wanted[(b, e)]) for b, e in keys_])
+        made = await conn.fetch(_CLAIM_ROWS.format(rows=text), *args)
+    else:
+        made = await conn.fetch(_CLAIM, [b for b, _ in keys_], [e for _, e in keys_], [wanted[k] for k in keys_])
+    claimed = {(r["base_id"], r["external_id"]) for r in made}
     owners = {k: wanted[k] for k in claimed}
     earlier = [k for k in keys_ if k not in claimed]
     if earlier:
-        rows = await conn.fetch(_OWNERS, list({b for b, _ in earlier}), list({e for _, e in earlier}))
-        found = {(r["base_id"], r["external_id"]): r["person_id"] for r in rows}
+        held = await conn.fetch(_OWNERS, list({b for b, _ in earlier}), list({e for _, e in earlier}))
+        found = {(r["base_id"], r["external_id"]): r["person_id"] for r in held}
         owners.update((k, found[k]) for k in earlier if k in found)
     return claimed, owners
 
@@ -783,12 +822,13 @@ async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Prin
     first: dict[bytes, schemas.RecordIn] = {}
     for i, h in hashes.items():  # a new person is created with the name of their first record
         first.setdefault(h, work.admitted[i].body)
-    ids = await person_ids(conn, keys, first)
+    citus = await distributed(conn, url)
+    ids = await person_ids(conn, keys, first, rows=citus)
     work.person = {i: ids[h] for i, h in hashes.items()}
     wanted: dict[tuple[uuid.UUID, str], int] = {}
     for i, a in work.admitted.items():
         wanted.setdefault(_key(a), work.person[i])
-    work.claimed, owners = await claim(conn, wanted)
+    work.claimed, owners = await claim(conn, wanted, rows=citus)
     # A key another person holds: refused, naming that person's record when there is one.
     theirs = {i for i, a in work.admitted.items() if owners.get(_key(a), work.person[i]) != work.person[i]}
     if theirs:
