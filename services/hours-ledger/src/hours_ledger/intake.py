@@ -19,6 +19,10 @@ moment, a plan year's partitions removed under the running ledger), nothing of i
 again one record at a time: each record as a set of one, through exactly the same code. A set of one that still
 cannot stand is retried a few times (its retry reads the replay that beat it) and then answered 503.
 
+On Citus steps 3-6 run per worker instead, in two calls run on the worker (`_apply_on_worker`): one reads its people's
+state without a lock, the rules decide, and the other locks them and writes every person whose ledger did not
+change in between; the others are decided again in a transaction of their own, under their lock.
+
 Concurrency: every write about a person holds that person's row lock (`people`, FOR UPDATE) until it commits.
 Pushes for the same person from any number of bases serialise on it; pushes for different people never wait
 for each other. The lock is taken after everything that needs no lock (validation, catalog reads).

@@ -15,6 +15,9 @@ Three placements (deploy/scale-out.md explains the choices):
   trail (staff actions), the verification service's tables (one proof per person and year, status lists
   that need one global counter), alembic's version tables.
 
+Two functions are distributed too (DISTRIBUTED_FUNCTIONS): the intake's calls that read and write a worker's people
+of a set, run by Citus on the worker that holds their first argument's shard.
+
 `placement_problems` reads the database catalog and lists everything Citus would refuse; `citus_sql`
 writes the statements that distribute a database that passes, and `apply_citus` runs them on a coordinator
 (`xueshi db citus --apply`).
