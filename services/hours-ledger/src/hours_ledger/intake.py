@@ -807,9 +807,10 @@ class _Set:
 
 
 async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Principal],
-                   records: Sequence[schemas.RecordIn], keys: PiiKeys, now: dt.datetime, seminar: bool) -> _Set:
+                   records: Sequence[schemas.RecordIn], keys: PiiKeys, now: dt.datetime, seminar: bool,
+                   citus: bool) -> _Set:
     """Admit the records, open their plan years, find (or create) their people, claim their external ids and read
-    the replays of keys claimed before."""
+    the replays of keys claimed before. `citus`: the database is distributed (`distributed`)."""
     work = _Set(senders, [None] * len(records))
     courses = {row["id"]: row for row in await conn.fetch(_COURSES, list({r.course_id for r in records}))}
     for i, body in enumerate(records):
@@ -826,7 +827,6 @@ async def _prepare(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[Prin
     first: dict[bytes, schemas.RecordIn] = {}
     for i, h in hashes.items():  # a new person is created with the name of their first record
         first.setdefault(h, work.admitted[i].body)
-    citus = await distributed(conn, url)
     ids = await person_ids(conn, keys, first, rows=citus)
     work.person = {i: ids[h] for i, h in hashes.items()}
     wanted: dict[tuple[uuid.UUID, str], int] = {}
@@ -1022,8 +1022,8 @@ async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: 
     person at a time, each in one transaction under the person's lock (`_apply`); a person's transaction that cannot
     stand falls back to that person's records one at a time, alone (the others' stand). `isolate` as for `_alone`."""
     async with pooled(engine) as conn:
-        work = await _prepare(conn, engine.url, senders, records, keys, now, seminar=False)
         per_person = await distributed(conn, engine.url)
+        work = await _prepare(conn, engine.url, senders, records, keys, now, seminar=False, citus=per_person)
         if per_person and work.admitted:
             worker = dict(await conn.fetch(_WORKERS_OF, sorted(set(work.person.values()))))
     if not work.admitted:
@@ -1089,9 +1089,10 @@ async def push_within(conn: asyncpg.Connection, url: sa.URL, senders: Sequence[P
     """`push`, inside the caller's transaction on `conn` (a seminar's attendance upload, which keeps nothing when
     its roster breaks a rule): everything happens in that transaction, and nothing is retried here (one of
     FALLBACK means the caller's transaction cannot stand). On Citus that transaction spans the people's shards."""
-    work = await _prepare(conn, url, senders, records, keys, now, seminar=seminar)
+    citus = await distributed(conn, url)
+    work = await _prepare(conn, url, senders, records, keys, now, seminar=seminar, citus=citus)
     if work.admitted:
-        await _apply(conn, work, keys, now, list(work.admitted), await distributed(conn, url))
+        await _apply(conn, work, keys, now, list(work.admitted), citus)
     return work.outcomes  # type: ignore[return-value]
 
 
