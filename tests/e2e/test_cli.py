@@ -112,12 +112,14 @@ def test_stamps_are_created_once_rotated_and_listed(database_url, tmp_path, engi
 
 
 def test_db_citus_prints_the_placement_of_every_table(database_url, tmp_path, engine):
-    from xueshi.distribution import PLACEMENTS
+    from xueshi.distribution import DISTRIBUTED_FUNCTIONS, PLACEMENTS
 
     out = xueshi("db", "citus", database_url=database_url, cwd=tmp_path).stdout
     lines = out.splitlines()
     assert lines[0].startswith("--") and lines[-1] == "COMMIT;"
     # One transaction, the trigger of entries allowed on its shards in it alone (deploy/scale-out.md).
     assert lines[lines.index("BEGIN;") + 1] == "SET LOCAL citus.enable_unsafe_triggers = on;"
-    assert len([line for line in lines if line.startswith("SELECT ")]) == len(PLACEMENTS)
+    assert len([line for line in lines if line.startswith("SELECT ")]) == len(PLACEMENTS) + len(DISTRIBUTED_FUNCTIONS)
+    assert ("SELECT create_distributed_function('hours_ledger.write_people'::regproc, 'p', colocate_with => "
+            "'hours_ledger.people');") in out
     assert "SELECT create_distributed_table('hours_ledger.records', 'person_id', colocate_with => " in out

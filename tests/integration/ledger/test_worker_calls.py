@@ -65,6 +65,35 @@ async def test_a_person_whose_ledger_changed_between_the_calls_is_decided_again(
     assert heads == [2] and entries == 2  # one chain: each record's entry once, the head after both
 
 
+async def test_a_record_written_by_a_concurrent_push_between_the_calls_is_answered_as_a_replay(
+        engine, ledger, catalog, base, fuzhou, citus, monkeypatch):
+    """The worker's read does not read the replays again: the same record, written by a concurrent push after the
+    set's first step, makes the write fail on record_keys' primary key, and the person is decided again under the
+    lock, where the replay is found."""
+    course = await approved_course(catalog, base, fuzhou, topic="5", hours=7, mode="online")
+    body = record_body(course, ric(812), [online_sitting(at("09:00"), at("10:30"))])
+    real = intake._write_on_worker
+    answers: list = []
+    calls: list[int] = []
+
+    async def with_the_same_push_between(conn, staged, *args, **kwargs):
+        calls.append(len(staged))
+        if len(calls) == 1:  # the batch's write: the same record, pushed alone, lands first (its own write is the next)
+            answers.append(await ledger.post("/v1/records", json=body, headers=base.headers))
+        return await real(conn, staged, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "_write_on_worker", with_the_same_push_between)
+    response = await ledger.post("/v1/records/batch", json={"records": [body]}, headers=base.headers)
+    assert response.status_code == 200, response.text
+    assert answers[0].status_code == 201, answers[0].text
+    item = response.json()["results"][0]
+    assert item["status"] == 200, item  # the replay of the concurrent push's record
+    assert item["result"]["record_id"] == answers[0].json()["record_id"]
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.records")) == 1
+        assert await conn.scalar(sa.text("SELECT count(*) FROM hours_ledger.entries")) == 1
+
+
 async def test_a_worker_call_writes_each_person_once_and_answers_as_one_statement_would(engine, ledger, catalog, base,
                                                                                         fuzhou, auditor, citus):
     """A batch of many people on both workers, several records each: every record written once, with its person's

@@ -912,14 +912,8 @@ def _decide(work: _Set, keys: PiiKeys, now: dt.datetime, admitted: dict[int, Adm
 
 # On Citus: a worker's people of a set, read and written in one call each (migration hours_ledger_0014), each call
 # run by Citus on the worker that holds its first argument's shard, its statements on that worker's shards.
-_READ_PEOPLE = "SELECT hours_ledger.read_people($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_READ_PEOPLE = "SELECT hours_ledger.read_people($1, $2, $3, $4, $5, $6, $7, $8)"
 _WRITE_PEOPLE = "SELECT hours_ledger.write_people(" + ", ".join(f"${n}" for n in range(1, 56)) + ")"
-
-
-def _json_replay(row: dict[str, Any]) -> dict[str, Any]:
-    """A replay as `read_people` returns it, with the types `_REPLAYS`'s rows have."""
-    return {**row, "base_id": uuid.UUID(row["base_id"]), "id": uuid.UUID(row["id"]),
-            "request_hash": bytes.fromhex(row["request_hash"])}
 
 
 def _json_state(row: dict[str, Any]) -> dict[str, Any]:
@@ -931,7 +925,9 @@ async def _apply_on_worker(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, 
                            indexes: Sequence[int]) -> list[int]:
     """Read, decide and write the admitted records `indexes` of `work`, whose people are on one worker: one call reads
     them (no lock), one call locks them in person-id order and writes the records of every person whose chain head
-    is still the one read, each call a transaction of its own on that worker. Returns the indexes of the other
+    is still the one read, each call a transaction of its own on that worker. The replays are not read again (as
+    `_apply` reads them under the locks): a record of the same key written since step 1 makes the write fail on
+    record_keys' primary key (Retry), and the people are then decided under their locks. Returns the indexes of the other
     people's records (nothing was written for them: decide them again under their locks, `_apply`); the outcomes of
     the rest go into `work.outcomes`."""
     person = work.person
@@ -941,14 +937,10 @@ async def _apply_on_worker(conn: asyncpg.Connection, work: _Set, keys: PiiKeys, 
     if not pids:
         _decide(work, keys, now, admitted, {}, {}, {})
         return []
-    wanted = sorted({(person[i], _key(admitted[i])) for i in pending})
-    state_args = _state_args([(person[i], admitted[i]) for i in pending])
-    read = await conn.fetchval(_READ_PEOPLE, pids[0], pids, *state_args, [p for p, _ in wanted],
-                               [k[0] for _, k in wanted], [k[1] for _, k in wanted])
+    read = await conn.fetchval(_READ_PEOPLE, pids[0], pids, *_state_args([(person[i], admitted[i]) for i in pending]))
     got = orjson.loads(read) if isinstance(read, str | bytes) else read
     if len(got["people"]) != len(pids):
         raise Retry("a person created before the call is missing")
-    work.replays.update(((r["base_id"], r["external_id"]), r) for r in map(_json_replay, got["replays"]))
     read_heads = {r["id"]: (r["entry_count"], bytes.fromhex(r["last_hash"])) for r in got["people"]}
     heads = dict(read_heads)
     states = _person_states([_json_state(r) for r in got["states"]])

@@ -7,9 +7,10 @@ On a Citus cluster (`xueshi db citus --apply` distributes both by their first ar
 call runs on the worker that holds that person's shard, and its statements run there, on that worker's shards, as
 one local transaction (deploy/scale-out.md). intake.py sends one pair of calls for each worker's people of a set:
 
-- read_people: the people's chain heads and names, the records already in the ledger under the set's keys, and
-  each person's state (busy sittings, day totals, what was credited per topic and course) over the set's span:
-  the same reads as intake.py's LOCK_PEOPLE, _REPLAYS and _STATES, without a lock.
+- read_people: the people's chain heads and names, and each person's state (busy sittings, day totals, what was
+  credited per topic and course) over the set's span: the same reads as intake.py's LOCK_PEOPLE and _STATES, without
+  a lock. Not the replays: a record of the same key written since the set's first step is refused at the write by
+  record_keys' primary key, and the set's people are then decided again under their locks, replays read.
 - write_people: locks the people in person-id order, and writes the set's rows (the same rows as intake.py's
   _WRITE, in the same order of arguments after the first three) for every person whose chain head is still the one
   read. Every change of a person's ledger appends an entry (credit, reversal, rename), so an unchanged head means
@@ -29,32 +30,18 @@ depends_on = None
 READ = """
 CREATE FUNCTION hours_ledger.read_people(
     p bigint, pids bigint[],
-    st_pid bigint[], st_year smallint[], st_lo timestamptz[], st_hi timestamptz[], st_dlo date[], st_dhi date[],
-    k_pid bigint[], k_base uuid[], k_ext text[])
+    st_pid bigint[], st_year smallint[], st_lo timestamptz[], st_hi timestamptz[], st_dlo date[], st_dhi date[])
 RETURNS jsonb LANGUAGE plpgsql AS $fn$
 DECLARE
-    q bigint; i int; yr smallint; lo timestamptz; hi timestamptz; dlo date; dhi date; kb uuid; ke text;
-    people jsonb := '[]'; states jsonb := '[]'; replays jsonb := '[]';
+    q bigint; i int; yr smallint; lo timestamptz; hi timestamptz; dlo date; dhi date;
+    people jsonb; states jsonb := '[]';
 BEGIN
-    -- every statement names one person (q): on Citus each runs on that person's shard; and each takes its values
-    -- from scalar variables (Citus 13.2 crashed planning an UPDATE with array elements in it: see write_people)
-    FOREACH q IN ARRAY pids LOOP
-        people := people || coalesce((
-            SELECT jsonb_agg(jsonb_build_object('id', id, 'entry_count', entry_count,
-                                                'last_hash', encode(last_hash, 'hex'), 'name', name))
-            FROM hours_ledger.people WHERE id = q), '[]');
-    END LOOP;
-    FOR i IN 1 .. coalesce(cardinality(k_pid), 0) LOOP
-        q := k_pid[i]; kb := k_base[i]; ke := k_ext[i];
-        replays := replays || coalesce((
-            SELECT jsonb_agg(jsonb_build_object(
-                'base_id', k.base_id, 'id', r.id, 'external_id', r.external_id,
-                'request_hash', encode(k.request_hash, 'hex'), 'credited_hours', r.credited_hours,
-                'counted_seconds', r.counted_seconds, 'status', r.status, 'adjustments', r.adjustments))
-            FROM hours_ledger.record_keys k
-            JOIN hours_ledger.records r ON r.person_id = k.person_id AND r.year = k.year AND r.id = k.record_id
-            WHERE k.person_id = q AND r.person_id = q AND k.base_id = kb AND k.external_id = ke), '[]');
-    END LOOP;
+    -- the heads: one read over the worker's shards of these people
+    SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'entry_count', entry_count,
+                                                 'last_hash', encode(last_hash, 'hex'), 'name', name)), '[]')
+    INTO people FROM hours_ledger.people WHERE id = ANY (pids);
+    -- each state read names one person (q): on Citus it runs on that person's shard; and it takes its values from
+    -- scalar variables (Citus 13.2 crashed planning an UPDATE with array elements in it: see write_people)
     FOR i IN 1 .. coalesce(cardinality(st_pid), 0) LOOP
         q := st_pid[i]; yr := st_year[i]; lo := st_lo[i]; hi := st_hi[i]; dlo := st_dlo[i]; dhi := st_dhi[i];
         states := states || (
@@ -86,7 +73,7 @@ BEGIN
                     WHERE r.person_id = q AND r.year = yr AND r.reversed_at IS NULL AND r.credited_hours > 0
                     GROUP BY GROUPING SETS ((r.topic), (r.course_id))) u) AS used);
     END LOOP;
-    RETURN jsonb_build_object('people', people, 'replays', replays, 'states', states);
+    RETURN jsonb_build_object('people', people, 'states', states);
 END
 $fn$"""
 
@@ -167,7 +154,7 @@ END
 $fn$"""
 
 READ_SIGNATURE = ("hours_ledger.read_people(bigint, bigint[], bigint[], smallint[], timestamptz[], timestamptz[], "
-                  "date[], date[], bigint[], uuid[], text[])")
+                  "date[], date[])")
 
 
 def upgrade() -> None:
