@@ -5,11 +5,14 @@ person out, and the person's records are decided again under the person's lock, 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import asyncpg
+import orjson
 import pytest
 import sqlalchemy as sa
 from hours_ledger import intake
+from hours_ledger.placement import Placements
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xueshi_shared.database import libpq_url
@@ -134,3 +137,39 @@ def test_values_rows_reach_the_database_exactly(database_url, rows):
             await conn.close()
 
     assert asyncio.run(roundtrip()) == rows
+
+
+async def test_a_worker_reads_its_people_from_its_shards_as_the_distributed_tables_would(engine, ledger, catalog, base,
+                                                                                        fuzhou, citus):
+    """read_people (migration hours_ledger_0015), run by Citus on the worker that holds its people, reads each
+    person's head and state from that node's shards by a prepared plan; run anywhere else (here: in a transaction on
+    the coordinator, where Citus does not send the call on) it reads the distributed tables. Both read the same."""
+    course = await approved_course(catalog, base, fuzhou, topic="5", hours=7, mode="online")
+    other = await approved_course(catalog, base, fuzhou, topic="2", hours=7, mode="online")
+    records = [record_body(course if k % 2 else other, ric(840 + p),
+                           [online_sitting(at(f"{8 + 2 * k:02d}:00"), at(f"{9 + 2 * k:02d}:00"))])
+               for p in range(10) for k in range(3)]
+    response = await ledger.post("/v1/records/batch", json={"records": records}, headers=base.headers)
+    assert [r["status"] for r in response.json()["results"]] == [201] * len(records)
+    conn = await asyncpg.connect(libpq_url(engine.url.render_as_string(hide_password=False)))
+    try:
+        pids = [r[0] for r in await conn.fetch("SELECT id FROM hours_ledger.people ORDER BY id")]
+        nodes = (await Placements.read(conn)).groups_of(pids)
+        assert len(set(nodes.values())) == 2
+        day, end = dt.datetime.fromisoformat(at("07:00")), dt.datetime.fromisoformat(at("20:00"))
+        for node in set(nodes.values()):
+            mine = [p for p in pids if nodes[p] == node]
+            args = [mine, [2026] * len(mine), [day] * len(mine), [end] * len(mine),
+                    [day.date()] * len(mine), [day.date()] * len(mine)]
+            for _ in range(2):  # the second call executes the plans the first prepared
+                there = orjson.loads(await conn.fetchval(intake._READ_PEOPLE, mine[0], mine, *args))
+                assert there["from_shards"] == len(mine)
+            async with conn.transaction():
+                here = orjson.loads(await conn.fetchval(intake._READ_PEOPLE, mine[0], mine, *args))
+            assert here["from_shards"] == 0
+            assert there["people"] == here["people"] and there["states"] == here["states"]
+            assert [p["id"] for p in there["people"]] == mine
+            assert all(len(s["starts"]) == 3 and s["days"] == ["2026-05-04"] for s in there["states"])
+            assert all(sorted(s["topics"]) == ["2", "5"] for s in there["states"])
+    finally:
+        await conn.close()

@@ -59,6 +59,7 @@ from xueshi_shared.timekeeping import now as clock
 from . import schemas
 from .chain import entry_hash
 from .domain import facts, names, rules
+from .placement import placements
 
 # ---- outcomes -----------------------------------------------------------------------------------
 
@@ -992,13 +993,6 @@ def _person_slots(engine: AsyncEngine) -> asyncio.Semaphore:
     return slots
 
 
-# On Citus: the worker (node group) that holds each person's rows (the shard's placement, from the coordinator's own
-# metadata). A shard moved since only costs the calls a hop: Citus sends each statement to wherever its shard is.
-_WORKERS_OF = """
-    SELECT u.pid, pl.groupid FROM unnest($1::bigint[]) AS u(pid)
-    JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('hours_ledger.people', u.pid)"""
-
-
 async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: Sequence[schemas.RecordIn],
                     keys: PiiKeys, now: dt.datetime, isolate: bool = False) -> list[Outcome]:
     """One set in two steps. The first admits the records, finds or creates their people and claims their external
@@ -1017,7 +1011,10 @@ async def _push_set(engine: AsyncEngine, senders: Sequence[Principal], records: 
         per_person = await distributed(conn, engine.url)
         work = await _prepare(conn, engine.url, senders, records, keys, now, seminar=False, citus=per_person)
         if per_person and work.admitted:
-            worker = dict(await conn.fetch(_WORKERS_OF, sorted(set(work.person.values()))))
+            # the worker (node group) that holds each person's rows, from the people's shard ranges cached in the
+            # process (placement.py); one out of date only costs the calls hops
+            worker = (await placements(conn, engine.url.render_as_string(hide_password=True))).groups_of(
+                set(work.person.values()))
     if not work.admitted:
         return work.outcomes  # type: ignore[return-value]
     if not per_person:
