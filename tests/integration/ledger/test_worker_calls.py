@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
 import asyncpg
 import orjson
@@ -171,5 +172,90 @@ async def test_a_worker_reads_its_people_from_its_shards_as_the_distributed_tabl
             assert [p["id"] for p in there["people"]] == mine
             assert all(len(s["starts"]) == 3 and s["days"] == ["2026-05-04"] for s in there["states"])
             assert all(sorted(s["topics"]) == ["2", "5"] for s in there["states"])
+        # planned once (hours_ledger_0016): over tables partitioned by year the plan cache would otherwise plan the
+        # prepared reads and the foreign key checks again on nearly every execution
+        configs = await conn.fetch("SELECT proname, proconfig FROM pg_proc WHERE proname IN ('read_people', "
+                                   "'write_people') AND pronamespace = 'hours_ledger'::regnamespace")
+        assert {r["proname"]: r["proconfig"] for r in configs} == {
+            "read_people": ["plan_cache_mode=force_generic_plan"],
+            "write_people": ["plan_cache_mode=force_generic_plan"]}
+    finally:
+        await conn.close()
+
+
+NASTY = ["O'Brien", "back\\slash \\x00", '"quoted" \'both\'', "福州 😀 ㈱", "$fn$ $$ ; -- /* */", "\t\n\r",
+         "%L %s %I %%", "E'\\\\'", ""]
+
+
+async def test_write_people_writes_every_value_as_it_was_given(engine, ledger, catalog, base, fuzhou):
+    """write_people (migration hours_ledger_0016) writes each table's rows as one multi-row VALUES insert made from
+    its arrays in the database: text with quotes, backslashes, dollar signs and format directives, bytes of every
+    value, timestamps to the microsecond in another zone and JSON come back exactly as given. A person whose entry
+    count moved gets nothing written. On plain PostgreSQL and, run by Citus on the person's worker, on the cluster."""
+    course = await approved_course(catalog, base, fuzhou, topic="5", hours=7, mode="online")
+    response = await ledger.post("/v1/records", json=record_body(course, ric(870), [
+        online_sitting(at("08:00"), at("09:00"))]), headers=base.headers)
+    assert response.status_code == 201, response.text
+    conn = await asyncpg.connect(libpq_url(engine.url.render_as_string(hide_password=False)))
+    try:
+        person, count, name = await conn.fetchrow("SELECT id, entry_count, name FROM hours_ledger.people")
+        template = await conn.fetchrow("SELECT * FROM hours_ledger.records")
+        sitting = await conn.fetchrow("SELECT * FROM hours_ledger.sittings")
+        actor = await conn.fetchval("SELECT actor_id FROM hours_ledger.entries")
+        zone = dt.timezone(dt.timedelta(hours=5, minutes=45))
+        n = len(NASTY)
+        ids = [uuid.uuid4() for _ in range(n)]
+        starts = [dt.datetime(2026, 6, 1, 7, k, 0, 123457 + k, tzinfo=zone) for k in range(n)]
+        ends = [s + dt.timedelta(minutes=50, microseconds=1) for s in starts]
+        blobs = [bytes(range(k * 28 % 256, k * 28 % 256 + 32)) if k % 2 else bytes(reversed(range(256)))[:32]
+                 for k in range(n)]
+        exams = [orjson.dumps({"questions": 10, "note": text}).decode() for text in NASTY]
+        facts = [orjson.dumps({"k": text, "n": [1, 2.5, None]}).decode() for text in NASTY]
+        now = dt.datetime(2026, 6, 1, 12, 0, 0, 654321, tzinfo=dt.UTC)
+        day, seconds = await conn.fetchrow("SELECT day, seconds FROM hours_ledger.person_days")
+        days = [day]
+        rows = dict(
+            r_base=[template["base_id"]] * n, now_=now, r_id=ids, r_ext=[f"X{text}{k}" for k, text in enumerate(NASTY)],
+            r_pid=[person] * n, r_course=[template["course_id"]] * n, r_year=[template["year"]] * n,
+            r_category=[template["category"]] * n, r_topic=[template["topic"]] * n, r_field=[template["field"]] * n,
+            r_hours=[template["course_hours"]] * n, r_mode=[template["mode"]] * n, r_unit_name=NASTY,
+            r_uscc=[template["unit_uscc"]] * n, r_region=[template["unit_region"]] * n, r_exam=exams,
+            r_counted=list(range(n)), r_credited=[0] * n, r_status=[template["status"]] * n,
+            r_adjustments=[orjson.dumps([text]).decode() for text in NASTY], r_digest=blobs,
+            s_pid=[person] * n, s_year=[template["year"]] * n, s_rid=ids, s_start=starts, s_end=ends,
+            s_media=list(range(n)), s_passed=[1] * n, s_failed=[0] * n,
+            a_pid=[person] * n, a_year=[template["year"]] * n, a_rid=ids, a_day=days * n, a_start=starts, a_end=ends,
+            d_pid=[person], d_day=days, d_seconds=[777],
+            n_actor=[actor] * n, n_pid=[person] * n, n_seq=[count + 1 + k for k in range(n)], n_rid=ids,
+            n_hours=[0] * n, n_seconds=list(range(n)), n_prev=blobs, n_hash=list(reversed(blobs)),
+            h_pid=[person], h_seq=[count + n], h_hash=[blobs[0]], s_mode=[sitting["mode"]] * n,
+            h_name=[name + "'"], n_facts=facts)
+        call = intake._WRITE_PEOPLE
+        assert await conn.fetchval(call, person, [person], [count + 5], *rows.values()) == [person]  # moved: nothing
+        assert await conn.fetchval("SELECT count(*) FROM hours_ledger.records") == 1
+        assert await conn.fetchval(call, person, [person], [count], *rows.values()) == []
+        got = {r["id"]: r for r in await conn.fetch("SELECT * FROM hours_ledger.records WHERE id = ANY ($1)", ids)}
+        assert [(got[i]["external_id"], got[i]["unit_name"], orjson.loads(got[i]["exam"]),
+                 orjson.loads(got[i]["adjustments"]), got[i]["counted_seconds"], got[i]["created_at"]) for i in ids] == [
+            (rows["r_ext"][k], NASTY[k], orjson.loads(exams[k]), [NASTY[k]], k, now) for k in range(n)]
+        keys = {r["record_id"]: r["request_hash"] for r in await conn.fetch(
+            "SELECT record_id, request_hash FROM hours_ledger.record_keys WHERE record_id = ANY ($1)", ids)}
+        assert [keys[i] for i in ids] == blobs
+        sat = {r["record_id"]: (r["started_at"], r["ended_at"], r["media_seconds"]) for r in await conn.fetch(
+            "SELECT * FROM hours_ledger.sittings WHERE record_id = ANY ($1)", ids)}
+        assert [sat[i] for i in ids] == [(starts[k], ends[k], k) for k in range(n)]
+        alloc = {r["record_id"]: (r["day"], r["started_at"], r["ended_at"], r["seconds"]) for r in await conn.fetch(
+            "SELECT * FROM hours_ledger.allocations WHERE record_id = ANY ($1)", ids)}
+        assert [alloc[i] for i in ids] == [(days[0], starts[k], ends[k], 3000) for k in range(n)]
+        entries = {r["record_id"]: (r["seq"], r["prev_hash"], r["hash"], orjson.loads(r["facts"]), r["recorded_at"])
+                   for r in await conn.fetch("SELECT * FROM hours_ledger.entries WHERE record_id = ANY ($1)", ids)}
+        assert [entries[i] for i in ids] == [(count + 1 + k, blobs[k], blobs[n - 1 - k], orjson.loads(facts[k]), now)
+                                             for k in range(n)]
+        assert await conn.fetchval("SELECT count(*) FROM hours_ledger.statistics_queue WHERE record_id = ANY ($1)",
+                                   ids) == n
+        assert await conn.fetchval("SELECT seconds FROM hours_ledger.person_days WHERE person_id = $1 AND day = $2",
+                                   person, day) == seconds + 777  # added to the day's total
+        assert tuple(await conn.fetchrow("SELECT entry_count, last_hash, name FROM hours_ledger.people")) == (
+            count + n, blobs[0], name)  # the name is fixed by the first record, not changed
     finally:
         await conn.close()
